@@ -1,0 +1,58 @@
+"""Fixes that make mmengine 0.10 / mmdet 3.3 / mmseg 1.2 work on torch >= 2.6 and numpy 2.
+
+Each fix is narrow, applied once at ``import pvt_det`` and never edits site-packages.
+"""
+from __future__ import annotations
+
+import collections
+import pickle
+from typing import Any
+
+import numpy as np
+import torch
+
+_APPLIED = False
+
+
+def _history_buffer_statistic(owner: Any, name: str) -> Any:
+    """Stand-in for ``getattr`` while unpickling: HistoryBuffer pickles its registered statistics
+    methods (min/max/mean/current) as ``getattr(HistoryBuffer, 'min')``; nothing else may use it."""
+    from mmengine.logging import HistoryBuffer
+    if owner is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+        return getattr(owner, name)
+    raise pickle.UnpicklingError(
+        f'getattr({owner!r}, {name!r}) is not allowed in a weights_only load; pvt_det only allows '
+        'the statistics methods of mmengine HistoryBuffer')
+
+
+def mmengine_checkpoint_globals() -> list:
+    """Globals that mmengine pickles into its own checkpoints (message hub, log buffers, numpy data).
+
+    torch >= 2.6 loads with ``weights_only=True`` by default and rejects these, which breaks
+    ``runner.resume`` and ``tools/test.py CKPT``. Allow-listing exactly these keeps the safe
+    unpickler on for everything else.
+    """
+    from mmengine.config import ConfigDict
+    from mmengine.logging import HistoryBuffer
+
+    core = getattr(np, '_core', None) or np.core  # numpy 2 renamed np.core to np._core
+    allowed: list = [HistoryBuffer, ConfigDict, collections.OrderedDict, collections.defaultdict,
+                     np.ndarray, np.dtype, core.multiarray._reconstruct, core.multiarray.scalar,
+                     (_history_buffer_statistic, '__builtin__.getattr'),
+                     (_history_buffer_statistic, 'builtins.getattr')]
+    # numpy 2 pickles dtypes by their classes (numpy.dtypes.Float64DType, ...).
+    allowed += [type(np.dtype(name)) for name in ('float64', 'float32', 'float16', 'int64', 'int32',
+                                                  'int8', 'uint8', 'bool')]
+    return allowed
+
+
+def allow_mmengine_checkpoints() -> None:
+    torch.serialization.add_safe_globals(mmengine_checkpoint_globals())
+
+
+def apply() -> None:
+    global _APPLIED
+    if _APPLIED:
+        return
+    allow_mmengine_checkpoints()
+    _APPLIED = True
