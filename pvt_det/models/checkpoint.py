@@ -1,0 +1,361 @@
+"""Checkpoint loading shared by every backbone family: read, unwrap, detect the layout, convert, load strictly.
+
+A *family* (``'pvt'``, ``'pvt_v2'``, ``'cvt'``) registers one *layout* per checkpoint flavour it understands
+(official release, Hugging Face, mmdet, ours) with :func:`register_layout`. A layout's ``convert`` returns the
+state dict in pvt_det's *classifier namespace*: backbone parameters under ``'backbone.'`` and classifier-only
+parameters (head, final norm, cls token) at the top level. :func:`load_pretrained` then loads it strictly:
+
+* into a classifier (a module with a ``backbone`` attribute): every key must match;
+* into a backbone: the ``'backbone.'`` keys must match; the classifier-only keys are dropped on purpose and
+  reported in the log and in the returned :class:`LoadReport`.
+
+Any missing, unexpected or mis-shaped key raises :class:`CheckpointError` naming the keys and the file.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from mmengine.logging import print_log
+from torch import nn
+
+StateDict = dict[str, torch.Tensor]
+
+__all__ = [
+    'CheckpointError',
+    'Layout',
+    'LoadReport',
+    'register_layout',
+    'registered_layouts',
+    'read_checkpoint',
+    'unwrap_state_dict',
+    'load_state_dict_file',
+    'resolve_checkpoint',
+    'detect_layout',
+    'convert_state_dict',
+    'load_pretrained',
+    'strip_prefix',
+    'convert_checkpoint_file',
+]
+
+URL_PREFIXES = ('http://', 'https://')
+# How many key names an error message lists before saying "... and N more".
+_MAX_LISTED = 8
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be read, is of an unknown layout, or does not fit the model."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    family: str
+    name: str
+    detect: Callable[[StateDict], bool]
+    convert: Callable[[StateDict, nn.Module], StateDict]
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_pretrained` did: the file, the layout it recognised and the keys it dropped on purpose."""
+
+    path: str
+    layout: str
+    loaded_keys: list[str] = field(default_factory=list)
+    dropped_keys: list[str] = field(default_factory=list)
+
+
+_LAYOUTS: dict[str, list[Layout]] = {}
+
+
+def register_layout(family: str, name: str, detect: Callable[[StateDict], bool],
+                    convert: Callable[[StateDict, nn.Module], StateDict]) -> None:
+    """Register how to recognise (``detect``) and translate (``convert``) one checkpoint layout of ``family``.
+
+    ``convert(state_dict, backbone)`` receives the unwrapped source state dict and the target *backbone* module
+    and returns pvt_det's classifier namespace (see the module docstring). Layouts are tried in registration
+    order; re-registering a ``(family, name)`` pair replaces it.
+    """
+    entries = _LAYOUTS.setdefault(family, [])
+    entries[:] = [entry for entry in entries if entry.name != name]
+    entries.append(Layout(family, name, detect, convert))
+
+
+def registered_layouts(family: str | None = None) -> list[Layout]:
+    if family is None:
+        return [layout for entries in _LAYOUTS.values() for layout in entries]
+    return list(_LAYOUTS.get(family, []))
+
+
+# --------------------------------------------------------------------------------------------- reading files
+def resolve_checkpoint(checkpoint: str | os.PathLike) -> Path:
+    """Local path of ``checkpoint``; URLs are downloaded once into torch.hub's cache (``$TORCH_HOME``)."""
+    text = str(checkpoint)
+    if not text.startswith(URL_PREFIXES):
+        return Path(checkpoint).expanduser()
+    file_name = text.rsplit('/', 1)[-1].split('?')[0]
+    cached = Path(torch.hub.get_dir()) / 'checkpoints' / file_name
+    if cached.is_file():
+        return cached
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        torch.hub.download_url_to_file(text, str(cached), progress=False)
+    except Exception as error:  # offline, proxy, HTTP 404 ...: all end in the same advice
+        raise CheckpointError(
+            f'could not download {text} ({type(error).__name__}: {_first_line(error)}). Download it on a '
+            f'machine with internet access and either put it at {cached} or point the config at it, e.g. '
+            f'--cfg-options model.backbone.init_cfg.checkpoint=checkpoints/{file_name}; to train from '
+            f'scratch instead pass --cfg-options model.backbone.init_cfg=None') from None
+    return cached
+
+
+def read_checkpoint(path: str | os.PathLike) -> Any:
+    """Read a ``.pth``/``.pt``/``.bin`` pickle (safely, ``weights_only=True``) or a ``.safetensors`` file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'checkpoint file not found: {path} (check the path, or pass '
+                                f'init_cfg=None to train from scratch)')
+    try:
+        if path.suffix == '.safetensors':
+            from safetensors.torch import load_file
+            return load_file(str(path), device='cpu')
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except ImportError:
+        raise CheckpointError(f'{path} is a .safetensors file: install the safetensors package '
+                              f'(pip install safetensors) to read it') from None
+    except Exception as error:
+        raise CheckpointError(
+            f'cannot read checkpoint {path}: {type(error).__name__}: {_first_line(error)}. The file is '
+            f'truncated or not a PyTorch/safetensors checkpoint; download it again') from None
+
+
+def unwrap_state_dict(obj: Any, source: str = 'checkpoint') -> StateDict:
+    """The tensor dict inside ``obj``: descends ``state_dict``/``model``/``module`` wrappers, strips ``module.``."""
+    while isinstance(obj, Mapping):
+        inner = next(
+            (obj[key]
+             for key in ('state_dict', 'model', 'module') if isinstance(obj.get(key), Mapping)),
+            None)
+        if inner is None:
+            break
+        obj = inner
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f'{source} holds a {type(obj).__name__}, not a state dict')
+    state_dict = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not state_dict:
+        raise CheckpointError(f'{source} contains no tensors (keys: {_listing(list(obj))})')
+    # DistributedDataParallel wraps every key in 'module.'
+    while all(key.startswith('module.') for key in state_dict):
+        state_dict = strip_prefix(state_dict, 'module.')
+    return state_dict
+
+
+def load_state_dict_file(checkpoint: str | os.PathLike) -> StateDict:
+    """Resolve (download), read and unwrap ``checkpoint`` into a flat ``{key: tensor}`` dict."""
+    path = resolve_checkpoint(checkpoint)
+    return unwrap_state_dict(read_checkpoint(path), source=str(path))
+
+
+def strip_prefix(state_dict: StateDict, prefix: str) -> StateDict:
+    return {key[len(prefix):]: value for key, value in state_dict.items() if key.startswith(prefix)}
+
+
+# ------------------------------------------------------------------------------------------------ conversion
+def detect_layout(state_dict: StateDict, family: str, source: str = 'checkpoint') -> Layout:
+    """The first registered layout of ``family`` that recognises ``state_dict``; a clear error otherwise."""
+    if family not in _LAYOUTS:
+        raise CheckpointError(f'no checkpoint layouts registered for family {family!r}; '
+                              f'known families: {sorted(_LAYOUTS)}')
+    for layout in _LAYOUTS[family]:
+        if layout.detect(state_dict):
+            return layout
+    others = [
+        f'{layout.family}/{layout.name}' for layout in registered_layouts()
+        if layout.family != family and layout.detect(state_dict)
+    ]
+    hint = (f'it looks like a {others[0]} checkpoint: build the matching backbone instead'
+            if others else
+            f'expected one of the {family} layouts {[layout.name for layout in _LAYOUTS[family]]}')
+    raise CheckpointError(f'{source} is not a {family} checkpoint ({hint}); its first keys are '
+                          f'{_listing(sorted(state_dict))}')
+
+
+def convert_state_dict(state_dict: StateDict,
+                       backbone: nn.Module,
+                       family: str,
+                       source: str = 'checkpoint') -> tuple[StateDict, Layout, list[str]]:
+    """Detect the layout of ``state_dict`` and convert it into pvt_det's classifier namespace.
+
+    A detector/segmentor checkpoint (backbone under ``'backbone.'`` next to neck and heads) whose backbone is in
+    a known layout is converted too; the third return value lists its non-backbone keys, which are not loaded.
+    """
+    outside: list[str] = []
+    layout = next((entry for entry in _LAYOUTS.get(family, []) if entry.detect(state_dict)), None)
+    inner = strip_prefix(state_dict, 'backbone.')
+    if layout is None and inner:
+        layout = next((entry for entry in _LAYOUTS[family] if entry.detect(inner)), None)
+        if layout is not None:
+            outside = sorted(key for key in state_dict if not key.startswith('backbone.'))
+            state_dict = inner
+    if layout is None:
+        layout = detect_layout(state_dict, family, source)  # raises the explanatory error
+    try:
+        converted = layout.convert(state_dict, backbone)
+    except CheckpointError as error:
+        raise CheckpointError(f'{source} ({family} {layout.name} layout): {error}') from None
+    except (KeyError, IndexError, RuntimeError, ValueError) as error:
+        raise CheckpointError(
+            f'{source} looks like the {family} {layout.name} layout but cannot be converted: '
+            f'{type(error).__name__}: {_first_line(error)}') from None
+    return converted, layout, outside
+
+
+def load_pretrained(module: nn.Module,
+                    checkpoint: str | os.PathLike | StateDict,
+                    family: str,
+                    prefix: str | None = None) -> LoadReport:
+    """Load ``checkpoint`` (path, URL or state dict) of any registered ``family`` layout into ``module``.
+
+    ``module`` is a backbone, or a classifier whose ``backbone`` attribute is the backbone. ``prefix`` selects a
+    sub-dict first (mmengine's ``init_cfg=dict(type='Pretrained', prefix='backbone.')``). Loading is strict;
+    see the module docstring for what is dropped when the target is a bare backbone.
+    """
+    if isinstance(checkpoint, Mapping):
+        source, state_dict = 'state dict', unwrap_state_dict(checkpoint)
+    else:
+        path = resolve_checkpoint(checkpoint)
+        source, state_dict = str(path), unwrap_state_dict(read_checkpoint(path), source=str(path))
+    if prefix:
+        state_dict = strip_prefix(state_dict, prefix)
+        if not state_dict:
+            raise CheckpointError(f'{source} has no keys starting with prefix {prefix!r}')
+
+    backbone = module.backbone if isinstance(getattr(module, 'backbone', None),
+                                             nn.Module) else module
+    converted, layout, dropped = convert_state_dict(state_dict, backbone, family, source)
+    if backbone is module:
+        dropped += sorted(key for key in converted if not key.startswith('backbone.'))
+        converted = strip_prefix(converted, 'backbone.')
+    _check_fits(module, converted, source, layout)
+    module.load_state_dict(converted, strict=True)
+    if hasattr(module, 'weights_changed'):
+        module.weights_changed()
+    message = f'loaded {source} ({family} {layout.name} layout) into {type(module).__name__}'
+    if dropped:
+        message += f'; not loaded (classifier/detector-only keys): {_listing(dropped)}'
+    print_log(message, logger='current')
+    return LoadReport(source, layout.name, sorted(converted), dropped)
+
+
+def convert_checkpoint_file(src: str | os.PathLike,
+                            dst: str | os.PathLike,
+                            arch: str | None = None,
+                            overwrite: bool = False) -> LoadReport:
+    """Rewrite checkpoint ``src`` (any registered layout) into pvt_det's layout at ``dst``.
+
+    ``arch`` is a classifier name (``'pvt_v2_b2'``); without it every registered architecture is tried and the
+    one whose parameter names and shapes fit exactly is used. Classification checkpoints are written as
+    classifier state dicts (``'backbone.'`` + head keys), backbone-only ones as backbone state dicts; both load
+    through ``init_cfg=dict(type='Pretrained', checkpoint=dst)``. ``.safetensors`` destinations are supported.
+    """
+    from .classifiers import build_classifier, classifier_names  # classifiers import this module
+    dst = Path(dst)
+    if dst.exists() and not overwrite:
+        raise FileExistsError(
+            f'{dst} already exists; choose another destination or pass --overwrite')
+    path = resolve_checkpoint(src)
+    state_dict = unwrap_state_dict(read_checkpoint(path), source=str(path))
+    if arch is not None and arch not in classifier_names():
+        raise ValueError(f'unknown arch {arch!r}; valid: {classifier_names()}')
+    failures: dict[str, str] = {}
+    for name in [arch] if arch else classifier_names():
+        with torch.device('meta'):
+            family = build_classifier(name, num_classes=0).backbone.family
+        try:
+            converted, layout, _ = convert_state_dict(state_dict, None, family, str(path))
+        except CheckpointError as error:
+            failures[name] = str(error)
+            continue
+        head = converted.get('head.weight')
+        with torch.device('meta'):
+            probe = build_classifier(name, num_classes=0 if head is None else head.shape[0])
+            kwargs = getattr(type(probe.backbone), 'kwargs_for_state_dict', lambda _: {})(converted)
+            model = build_classifier(name,
+                                     num_classes=0 if head is None else head.shape[0],
+                                     **kwargs)
+        classifier_only = [key for key in converted if not key.startswith('backbone.')]
+        target, output = (model, converted) if classifier_only else \
+            (model.backbone, strip_prefix(converted, 'backbone.'))
+        try:
+            _check_fits(target, output, str(path), layout)
+        except CheckpointError as error:
+            failures[name] = str(error)
+            continue
+        _save_state_dict(output,
+                         dst,
+                         meta=dict(arch=name,
+                                   source=str(src),
+                                   source_layout=f'{family}/{layout.name}'))
+        return LoadReport(str(dst), f'{family}/{layout.name}', sorted(output), [])
+    if arch:
+        raise CheckpointError(failures[arch])
+    layouts = sorted({
+        msg.split(' layout)')[0].rsplit('(', 1)[-1]
+        for msg in failures.values() if ' layout)' in msg
+    })
+    raise CheckpointError(f'{path} fits none of the known architectures ' + (
+        f'(recognised as {", ".join(layouts)} layout but no arch has exactly these parameter shapes; custom '
+        f'archs: convert in Python with pvt_det.models.checkpoint.convert_state_dict)'
+        if layouts else f'(unknown layout; first keys {_listing(sorted(state_dict))})'))
+
+
+def _save_state_dict(state_dict: StateDict, dst: Path, meta: dict[str, str]) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {key: value.contiguous() for key, value in state_dict.items()}
+    if dst.suffix == '.safetensors':
+        from safetensors.torch import save_file
+        save_file(tensors, str(dst), metadata=meta)
+    else:
+        torch.save({'state_dict': tensors, 'meta': meta}, dst)
+
+
+def _check_fits(module: nn.Module, state_dict: StateDict, source: str, layout: Layout) -> None:
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    mismatched = [
+        f'{key}: checkpoint {tuple(state_dict[key].shape)} vs model {tuple(expected[key].shape)}'
+        for key in sorted(set(expected) & set(state_dict))
+        if state_dict[key].shape != expected[key].shape
+    ]
+    if not (missing or unexpected or mismatched):
+        return
+    problems = []
+    if missing:
+        problems.append(f'missing keys {_listing(missing)}')
+    if unexpected:
+        problems.append(f'unexpected keys {_listing(unexpected)}')
+    if mismatched:
+        problems.append(f'shape mismatches {_listing(mismatched)}')
+    arch = getattr(module, 'arch_name', None) or getattr(getattr(module, 'backbone', None),
+                                                         'arch_name', None)
+    raise CheckpointError(
+        f'{source} ({layout.family} {layout.name} layout) does not fit {type(module).__name__}'
+        f'{f"(arch={arch!r})" if arch else ""}: ' + '; '.join(problems) +
+        '. Is it a checkpoint of another variant? Build the model with the arch the checkpoint was trained with.'
+    )
+
+
+def _listing(items: list[str]) -> str:
+    shown = ', '.join(str(item) for item in items[:_MAX_LISTED])
+    more = len(items) - _MAX_LISTED
+    return f'[{shown}{f", ... and {more} more" if more > 0 else ""}]'
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else ''

@@ -1,0 +1,175 @@
+"""Building blocks shared by the PVT v1 and v2 backbones (written once, configured by flags).
+
+Tokens travel as ``(B, N, C)``; the few places that need a spatial map (spatial reduction, depthwise conv)
+view them as NCHW with ``transpose(1, 2).reshape(...)``, which is a free channels-last view rather than a copy.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# The official PVT code uses eps=1e-6 in block/stage LayerNorms and torch's default 1e-5 in the patch embedding
+# and attention spatial-reduction LayerNorms; checkpoints were trained that way.
+BLOCK_NORM_EPS = 1e-6
+EMBED_NORM_EPS = 1e-5
+
+
+def tokens_to_map(tokens: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``(B, H*W, C)`` tokens as an ``(B, C, H, W)`` map (a channels-last view, no copy)."""
+    return tokens.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], height, width)
+
+
+def map_to_tokens(feature_map: torch.Tensor) -> torch.Tensor:
+    """``(B, C, H, W)`` map as ``(B, H*W, C)`` tokens (free for channels-last maps)."""
+    return feature_map.flatten(2).transpose(1, 2)
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drops the whole residual branch per sample while training."""
+
+    def __init__(self, drop_prob: float = 0.0) -> None:
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.drop_prob == 0.0 or not self.training:
+            return x
+        keep_prob = 1.0 - self.drop_prob
+        mask = x.new_empty((x.shape[0], ) + (1, ) * (x.ndim - 1)).bernoulli_(keep_prob)
+        return x * mask.div_(keep_prob)
+
+    def extra_repr(self) -> str:
+        return f'drop_prob={self.drop_prob}'
+
+
+class PatchEmbed(nn.Module):
+    """Strided conv + LayerNorm. v1: kernel == stride (non-overlapping); v2: kernel 7/3, padding k//2."""
+
+    def __init__(self,
+                 in_channels: int,
+                 embed_dims: int,
+                 kernel_size: int,
+                 stride: int,
+                 padding: int = 0) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(in_channels, embed_dims, kernel_size, stride, padding)
+        self.norm = nn.LayerNorm(embed_dims, eps=EMBED_NORM_EPS)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        x = self.proj(x)
+        height, width = x.shape[-2:]
+        return self.norm(map_to_tokens(x)), (height, width)
+
+
+class SpatialReductionAttention(nn.Module):
+    """Multi-head attention whose keys/values come from a spatially reduced map.
+
+    ``sr_ratio > 1``: a ``sr_ratio``-strided conv + LayerNorm (PVT v1/v2). ``linear=True`` (PVTv2-li): adaptive
+    average pooling to 7x7, 1x1 conv, LayerNorm and GELU, so the cost is linear in the number of tokens.
+    """
+
+    def __init__(self,
+                 dim: int,
+                 num_heads: int,
+                 sr_ratio: int = 1,
+                 linear: bool = False,
+                 qkv_bias: bool = True,
+                 attn_drop: float = 0.0,
+                 proj_drop: float = 0.0) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f'embedding width {dim} is not divisible by num_heads={num_heads}')
+        self.num_heads = num_heads
+        self.sr_ratio = sr_ratio
+        self.linear = linear
+        self.attn_drop = attn_drop
+        self.q = nn.Linear(dim, dim, bias=qkv_bias)
+        self.kv = nn.Linear(dim, dim * 2, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+        self.pool = nn.AdaptiveAvgPool2d(7) if linear else None
+        self.act = nn.GELU() if linear else None
+        if linear or sr_ratio > 1:
+            kernel = 1 if linear else sr_ratio
+            self.sr = nn.Conv2d(dim, dim, kernel_size=kernel, stride=kernel)
+            self.norm = nn.LayerNorm(dim, eps=EMBED_NORM_EPS)
+        else:
+            self.sr = self.norm = None
+
+    def forward(self, x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        batch, num_tokens, dim = x.shape
+        head_dim = dim // self.num_heads
+        q = self.q(x).reshape(batch, num_tokens, self.num_heads, head_dim).transpose(1, 2)
+        if self.sr is not None:
+            reduced = tokens_to_map(x, height, width)
+            if self.pool is not None:
+                reduced = self.pool(reduced)
+            x = self.norm(map_to_tokens(self.sr(reduced)))
+            if self.act is not None:
+                x = self.act(x)
+        k, v = self.kv(x).reshape(batch, -1, 2, self.num_heads, head_dim).permute(2, 0, 3, 1,
+                                                                                  4).unbind(0)
+        x = F.scaled_dot_product_attention(q,
+                                           k,
+                                           v,
+                                           dropout_p=self.attn_drop if self.training else 0.0)
+        return self.proj_drop(self.proj(x.transpose(1, 2).reshape(batch, num_tokens, dim)))
+
+
+class Mlp(nn.Module):
+    """FFN. ``dwconv=True`` adds PVTv2's 3x3 depthwise conv after fc1; ``linear=True`` also a ReLU before it.
+    ``act_layer`` builds the activation (CvT passes its QuickGELU)."""
+
+    def __init__(self,
+                 dim: int,
+                 hidden_dim: int,
+                 dwconv: bool = False,
+                 linear: bool = False,
+                 drop: float = 0.0,
+                 act_layer: Callable[[], nn.Module] = nn.GELU) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden_dim)
+        self.relu = nn.ReLU(inplace=True) if linear else None
+        self.dwconv = nn.Conv2d(hidden_dim, hidden_dim, 3, 1, 1,
+                                groups=hidden_dim) if dwconv else None
+        self.act = act_layer()
+        self.fc2 = nn.Linear(hidden_dim, dim)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        x = self.fc1(x)
+        if self.relu is not None:
+            x = self.relu(x)
+        if self.dwconv is not None:
+            x = map_to_tokens(self.dwconv(tokens_to_map(x, height, width)))
+        return self.drop(self.fc2(self.drop(self.act(x))))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: ``x + attn(norm1(x))``, then ``x + mlp(norm2(x))``."""
+
+    def __init__(self,
+                 dim: int,
+                 num_heads: int,
+                 mlp_ratio: float,
+                 sr_ratio: int = 1,
+                 linear: bool = False,
+                 conv_ffn: bool = False,
+                 qkv_bias: bool = True,
+                 drop: float = 0.0,
+                 attn_drop: float = 0.0,
+                 drop_path: float = 0.0) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=BLOCK_NORM_EPS)
+        self.attn = SpatialReductionAttention(dim, num_heads, sr_ratio, linear, qkv_bias, attn_drop,
+                                              drop)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.norm2 = nn.LayerNorm(dim, eps=BLOCK_NORM_EPS)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), dwconv=conv_ffn, linear=linear, drop=drop)
+
+    def forward(self, x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x), height, width))
+        return x + self.drop_path(self.mlp(self.norm2(x), height, width))
