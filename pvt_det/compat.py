@@ -18,6 +18,7 @@ def _history_buffer_statistic(owner: Any, name: str) -> Any:
     """Stand-in for ``getattr`` while unpickling: HistoryBuffer pickles its registered statistics
     methods (min/max/mean/current) as ``getattr(HistoryBuffer, 'min')``; nothing else may use it."""
     from mmengine.logging import HistoryBuffer
+    HistoryBuffer()  # registers min/max/mean/current: a fresh process (tools/test.py) has none yet
     if owner is HistoryBuffer and name in HistoryBuffer._statistics_methods:
         return getattr(owner, name)
     raise pickle.UnpicklingError(
@@ -50,9 +51,29 @@ def allow_mmengine_checkpoints() -> None:
     torch.serialization.add_safe_globals(mmengine_checkpoint_globals())
 
 
+def init_dist_pytorch_without_cuda() -> None:
+    """mmengine's ``pytorch`` launcher (torchrun, tools/dist_train.sh) calls ``torch.cuda.set_device``
+    unconditionally, which fails on a CPU-only torch. Without CUDA, only that call is skipped: the
+    process group is initialised as mmengine would (gloo backend, set by the tools)."""
+    from mmengine.dist import utils
+
+    original = utils._init_dist_pytorch
+    if getattr(original, 'pvt_det_patched', False):
+        return
+
+    def _init_dist_pytorch(backend: str, init_backend: str = 'torch', **kwargs: Any) -> None:
+        if torch.cuda.is_available() or init_backend != 'torch':
+            return original(backend, init_backend=init_backend, **kwargs)
+        torch.distributed.init_process_group(backend=backend, **kwargs)
+
+    _init_dist_pytorch.pvt_det_patched = True  # type: ignore[attr-defined]
+    utils._init_dist_pytorch = _init_dist_pytorch
+
+
 def apply() -> None:
     global _APPLIED
     if _APPLIED:
         return
     allow_mmengine_checkpoints()
+    init_dist_pytorch_without_cuda()
     _APPLIED = True

@@ -1,0 +1,6 @@
+# Semantic FPN + PVT-Tiny on ADE20K, 512x512 crops, 80k iterations at batch 16.
+# PVT v1 paper, ADE20K val mIoU (single scale): 35.7.
+_base_ = './sem_fpn_pvt_small_ade20k.py'
+model = dict(backbone=dict(
+    arch='tiny',
+    init_cfg=dict(checkpoint='https://github.com/whai362/PVT/releases/download/v2/pvt_tiny.pth')))
