@@ -224,3 +224,17 @@ def test_convert_weights_detects_layout_and_arch(tmp_path, capsys):
     assert 'missing.pth' in errors[0] and 'already exists' in errors[1]
     assert 'shape mismatches' in errors[2] and 'fits none of the known architectures' in errors[3]
     assert not (tmp_path / 'y.pth').exists() and not (tmp_path / 'z.pth').exists()
+
+
+def test_downloads_of_same_named_files_do_not_share_a_cache_entry(monkeypatch, tmp_path):
+    """Every Hugging Face model file is called pytorch_model.bin: the cache must tell them apart."""
+    from pvt_det.models.checkpoint import resolve_checkpoint
+    monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path))
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', lambda url, dst, progress: Path(dst).write_text(url))
+    urls = ['https://huggingface.co/microsoft/cvt-13/resolve/main/pytorch_model.bin',
+            'https://huggingface.co/microsoft/cvt-21/resolve/main/pytorch_model.bin']
+    paths = [resolve_checkpoint(url) for url in urls]
+    assert paths[0] != paths[1]
+    assert [path.read_text() for path in paths] == urls
+    github = resolve_checkpoint('https://github.com/whai362/PVT/releases/download/v2/pvt_small.pth')
+    assert github.name == 'pvt_small.pth'  # the name torch.hub / mmengine caches use: an existing download is reused

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import torch
 from mmengine.logging import print_log
@@ -97,7 +98,11 @@ def resolve_checkpoint(checkpoint: str | os.PathLike) -> Path:
     text = str(checkpoint)
     if not text.startswith(URL_PREFIXES):
         return Path(checkpoint).expanduser()
-    file_name = text.rsplit('/', 1)[-1].split('?')[0]
+    url = urlparse(text)
+    parts = [part for part in url.path.split('/') if part]
+    # Hugging Face serves every model as <org>/<repo>/resolve/<rev>/pytorch_model.bin: without the
+    # repo in the cached name, cvt-21 would be read from cvt-13's cached file.
+    file_name = '--'.join(parts[:2] + parts[-1:]) if url.netloc.endswith('huggingface.co') else parts[-1]
     cached = Path(torch.hub.get_dir()) / 'checkpoints' / file_name
     if cached.is_file():
         return cached

@@ -14,13 +14,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from mmengine.model import BaseModule
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.checkpoint import checkpoint
 
 from pvt_det.registry import register_model
-from ..checkpoint import CheckpointError, load_pretrained, register_layout
+from ..checkpoint import CheckpointError, register_layout
+from .base import PyramidBackbone
 from ..layers import BLOCK_NORM_EPS, Block, PatchEmbed, tokens_to_map
 
 ARCH_KEYS = ('embed_dims', 'num_heads', 'depths', 'mlp_ratios', 'sr_ratios')
@@ -117,7 +116,7 @@ class PVTStage(nn.Module):
         return tokens_to_map(self.run_blocks(tokens, height, width), height, width)
 
 
-class PyramidVisionTransformer(BaseModule):
+class PyramidVisionTransformer(PyramidBackbone):
     """The shared PVT v1/v2 implementation; use :class:`PVT` or :class:`PVTv2`.
 
     Args:
@@ -133,8 +132,7 @@ class PyramidVisionTransformer(BaseModule):
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH_OR_URL)`` loads any supported checkpoint layout.
     """
 
-    arch_zoo: dict[str, dict[str, Any]] = {}
-    family = ''
+    arch_keys = ARCH_KEYS
     patch_sizes: tuple[int, ...] = ()
     strides = (4, 2, 2, 2)
     overlapping = False  # v2: padding k // 2 instead of 0
@@ -152,20 +150,10 @@ class PyramidVisionTransformer(BaseModule):
                  drop_path_rate: float = 0.1,
                  pretrain_img_size: int | Sequence[int] = 224,
                  init_cfg: dict | list | None = None) -> None:
-        super().__init__(init_cfg=init_cfg)
-        self.arch_name, settings = self._parse_arch(arch)
+        super().__init__(arch, in_channels, out_indices, frozen_stages, norm_eval, with_cp, init_cfg)
+        settings = self.arch_settings
         self.embed_dims: list[int] = list(settings['embed_dims'])
-        self.num_stages = len(self.embed_dims)
         self.linear = bool(settings.get('linear', False))
-        self.in_channels = in_channels
-        self.out_indices = self._parse_out_indices(out_indices)
-        if not -1 <= frozen_stages < self.num_stages:
-            raise ValueError(
-                f'frozen_stages={frozen_stages} is out of range: use -1 (train everything) up to '
-                f'{self.num_stages - 1} (freeze all {self.num_stages} stages)')
-        self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
-        self.with_cp = with_cp
         image_size = _pair(pretrain_img_size, 'pretrain_img_size')
         self.pretrain_img_size = image_size if self.use_pos_embed else None
 
@@ -196,41 +184,6 @@ class PyramidVisionTransformer(BaseModule):
         self._freeze_stages()
 
     # ------------------------------------------------------------------------------------------ construction
-    def _parse_arch(self, arch: str | dict) -> tuple[str, dict[str, Any]]:
-        name = type(self).__name__
-        if isinstance(arch, str):
-            key = arch.lower().replace('-', '_')
-            if key not in self.arch_zoo:
-                raise ValueError(
-                    f'unknown {name} arch {arch!r}; valid archs: {sorted(self.arch_zoo)} '
-                    f'or a dict with keys {list(ARCH_KEYS)}')
-            return key, self.arch_zoo[key]
-        if not isinstance(arch, dict):
-            raise TypeError(f'{name} arch must be a name or a dict, got {type(arch).__name__}')
-        allowed = set(ARCH_KEYS) | ({'linear'} if self.conv_ffn else set())
-        missing, extra = set(ARCH_KEYS) - set(arch), set(arch) - allowed
-        if missing or extra:
-            raise ValueError(
-                f'{name} arch dict needs exactly the keys {sorted(allowed)} ("linear" optional); '
-                f'missing {sorted(missing)}, unknown {sorted(extra)}')
-        lengths = {key: len(arch[key]) for key in ARCH_KEYS}
-        if len(set(lengths.values())) != 1 or not 1 <= lengths['depths'] <= len(self.patch_sizes):
-            raise ValueError(f'{name} arch dict lists must have one entry per stage (1 to '
-                             f'{len(self.patch_sizes)} stages), got lengths {lengths}')
-        return 'custom', dict(arch)
-
-    def _parse_out_indices(self, out_indices: Sequence[int] | int) -> tuple[int, ...]:
-        indices = (out_indices, ) if isinstance(out_indices, int) else tuple(out_indices)
-        valid = range(-self.num_stages, self.num_stages)
-        if not indices or any(not isinstance(i, int) or i not in valid for i in indices):
-            raise ValueError(
-                f'out_indices={out_indices!r} is out of range: {type(self).__name__} has '
-                f'{self.num_stages} stages, use indices in 0..{self.num_stages - 1}')
-        indices = tuple(i % self.num_stages for i in indices)
-        if len(set(indices)) != len(indices):
-            raise ValueError(f'out_indices={out_indices!r} repeats a stage')
-        return indices
-
     def _stage_sizes(self, size: int) -> list[int]:
         sizes = []
         for i in range(self.num_stages):
@@ -256,22 +209,6 @@ class PyramidVisionTransformer(BaseModule):
             return {}
         return dict(pretrain_img_size=math.isqrt(pos.shape[1]) * cls.strides[0])
 
-    def init_weights(self) -> None:
-        """Load ``init_cfg=dict(type='Pretrained', checkpoint=...)`` through pvt_det's strict converter."""
-        init_cfg = self.init_cfg
-        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
-            if not init_cfg.get('checkpoint'):
-                raise CheckpointError(
-                    f"{type(self).__name__} init_cfg {init_cfg} needs checkpoint=PATH_OR_URL "
-                    f"(or set init_cfg=None to train from scratch)")
-            load_pretrained(self,
-                            init_cfg['checkpoint'],
-                            self.family,
-                            prefix=init_cfg.get('prefix'))
-            self._is_init = True
-            return
-        super().init_weights()
-
     def weights_changed(self) -> None:
         """Drop cached resized position embeddings (also re-validated lazily, this is just eager cleanup)."""
         for stage in self.stages:
@@ -282,37 +219,12 @@ class PyramidVisionTransformer(BaseModule):
         super()._load_from_state_dict(*args, **kwargs)
 
     # ------------------------------------------------------------------------------------------- train mode
-    def _freeze_stages(self) -> None:
-        for stage in self.stages[:self.frozen_stages + 1]:
-            stage.eval()
-            for param in stage.parameters():
-                param.requires_grad = False
-
     def train(self, mode: bool = True) -> PyramidVisionTransformer:
         super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for module in self.modules():
-                if isinstance(module, _BatchNorm):
-                    module.eval()
         self.weights_changed()
         return self
 
     # -------------------------------------------------------------------------------------------------- forward
-    def check_input(self, x: torch.Tensor) -> None:
-        name = f'{type(self).__name__}(arch={self.arch_name!r})'
-        if not isinstance(x, torch.Tensor) or x.dim() != 4:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f'{name} expects an (N, C, H, W) image tensor, got {shape}')
-        if x.shape[1] != self.in_channels:
-            raise ValueError(
-                f'{name} was built with in_channels={self.in_channels} but the input has '
-                f'{x.shape[1]} channels (shape {tuple(x.shape)}); pass in_channels={x.shape[1]}')
-        if x.shape[2] < self.min_input_size or x.shape[3] < self.min_input_size:
-            raise ValueError(
-                f'input of {x.shape[2]}x{x.shape[3]} pixels is too small for {name}: height and '
-                f'width must be at least {self.min_input_size}; resize or pad the image')
-
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Feature maps ``(N, C_i, H_i, W_i)`` of the stages in ``out_indices`` (strides 4, 8, 16, 32)."""
         self.check_input(x)
@@ -344,6 +256,7 @@ class PVTv2(PyramidVisionTransformer):
     arch_zoo = PVT_V2_ARCHS
     family = 'pvt_v2'
     patch_sizes = (7, 3, 3, 3)
+    optional_arch_keys = frozenset({'linear'})
     overlapping = True
     conv_ffn = True
     out_norms = True

@@ -1,0 +1,140 @@
+"""What every pvt_det backbone shares: argument validation, strict pretrained loading, frozen stages,
+``norm_eval`` and input checks. The families (pvt.py, cvt.py) only build their stages and forward."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from mmengine.model import BaseModule
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ..checkpoint import CheckpointError, load_pretrained
+
+
+class PyramidBackbone(BaseModule):
+    """Base of the multi-scale backbones. Subclasses set the class attributes, call
+    ``super().__init__`` (which parses and validates the arguments into ``self.arch_settings``,
+    ``self.num_stages``, ``self.out_indices`` ...), build ``self.stages`` and ``self.min_input_size``,
+    then call ``self._freeze_stages()``.
+    """
+
+    arch_zoo: dict[str, dict[str, Any]] = {}
+    family = ''  # checkpoint-layout family, see pvt_det.models.checkpoint
+    arch_keys: tuple[str, ...] = ()  # keys a custom arch dict must have
+    optional_arch_keys: frozenset[str] = frozenset()
+    stage_counts = range(1, 5)  # how many stages a custom arch dict may describe
+    min_input_size = 1
+    stages: nn.ModuleList
+
+    def __init__(self, arch: str | dict, in_channels: int, out_indices: Sequence[int] | int,
+                 frozen_stages: int, norm_eval: bool, with_cp: bool,
+                 init_cfg: dict | list | None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.arch_name, self.arch_settings = self._parse_arch(arch)
+        self.num_stages = len(self.arch_settings['depths'])
+        if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
+            raise ValueError(f'{type(self).__name__}: in_channels={in_channels!r} must be a positive '
+                             f'int (3 for RGB images)')
+        self.in_channels = in_channels
+        self.out_indices = self._parse_out_indices(out_indices)
+        if isinstance(frozen_stages, bool) or not isinstance(frozen_stages, int) or \
+                not -1 <= frozen_stages < self.num_stages:
+            raise ValueError(
+                f'frozen_stages={frozen_stages!r} is out of range: use -1 (train everything) up to '
+                f'{self.num_stages - 1} (freeze all {self.num_stages} stages)')
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.with_cp = with_cp
+
+    @property
+    def display_name(self) -> str:
+        return f'{type(self).__name__}(arch={self.arch_name!r})'
+
+    # ----------------------------------------------------------------------------- construction
+    def normalise_arch_name(self, arch: str) -> str:
+        return arch.lower().replace('-', '_')
+
+    def _parse_arch(self, arch: str | dict) -> tuple[str, dict[str, Any]]:
+        name = type(self).__name__
+        if isinstance(arch, str):
+            key = self.normalise_arch_name(arch)
+            if key not in self.arch_zoo:
+                raise ValueError(f'unknown {name} arch {arch!r}; valid archs: {sorted(self.arch_zoo)} '
+                                 f'or a dict with keys {list(self.arch_keys)}')
+            return key, self.arch_zoo[key]
+        if not isinstance(arch, dict):
+            raise TypeError(f'{name} arch must be a name or a dict, got {type(arch).__name__}')
+        required, allowed = set(self.arch_keys), set(self.arch_keys) | self.optional_arch_keys
+        missing, unknown = required - set(arch), set(arch) - allowed
+        if missing or unknown:
+            optional = f' (optional: {sorted(self.optional_arch_keys)})' if self.optional_arch_keys else ''
+            raise ValueError(f'{name} arch dict needs the keys {sorted(required)}{optional}; '
+                             f'missing {sorted(missing)}, unknown {sorted(unknown)}')
+        lengths = {key: len(arch[key]) for key in self.arch_keys}
+        if len(set(lengths.values())) != 1 or lengths['depths'] not in self.stage_counts:
+            counts = self.stage_counts
+            allowed_counts = f'{counts[0]} to {counts[-1]}' if len(counts) > 1 else f'{counts[0]}'
+            raise ValueError(f'{name} arch dict lists must have one entry per stage ({allowed_counts} '
+                             f'stages), got lengths {lengths}')
+        return 'custom', dict(arch)
+
+    def _parse_out_indices(self, out_indices: Sequence[int] | int) -> tuple[int, ...]:
+        indices = (out_indices, ) if isinstance(out_indices, int) else tuple(out_indices)
+        valid = range(-self.num_stages, self.num_stages)
+        if not indices or any(not isinstance(i, int) or i not in valid for i in indices):
+            raise ValueError(
+                f'out_indices={out_indices!r} is out of range: {type(self).__name__} has '
+                f'{self.num_stages} stages, use indices in 0..{self.num_stages - 1}')
+        indices = tuple(i % self.num_stages for i in indices)
+        if len(set(indices)) != len(indices):
+            raise ValueError(f'out_indices={out_indices!r} repeats a stage')
+        return indices
+
+    # ---------------------------------------------------------------------------------- weights
+    def init_weights(self) -> None:
+        """``init_cfg=dict(type='Pretrained', checkpoint=...)`` goes through pvt_det's strict,
+        layout-detecting loader; any other ``init_cfg`` goes to mmengine."""
+        init_cfg = self.init_cfg
+        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
+            if not init_cfg.get('checkpoint'):
+                raise CheckpointError(
+                    f'{type(self).__name__} init_cfg {init_cfg} needs checkpoint=PATH_OR_URL '
+                    f'(or set init_cfg=None to train from scratch)')
+            load_pretrained(self, init_cfg['checkpoint'], self.family, prefix=init_cfg.get('prefix'))
+            self._is_init = True
+            return
+        super().init_weights()
+
+    # ------------------------------------------------------------------------------- train mode
+    def _freeze_stages(self) -> None:
+        for stage in self.stages[:self.frozen_stages + 1]:
+            stage.eval()
+            for param in stage.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True) -> PyramidBackbone:
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, _BatchNorm):
+                    module.eval()
+        return self
+
+    # ---------------------------------------------------------------------------------- forward
+    def check_input(self, x: torch.Tensor) -> None:
+        """Clear errors for what the convolutions would otherwise report deep inside the stack."""
+        name = self.display_name
+        if not isinstance(x, torch.Tensor) or x.dim() != 4:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f'{name} expects an (N, C, H, W) image tensor, got {shape}')
+        if x.shape[1] != self.in_channels:
+            raise ValueError(
+                f'{name} was built with in_channels={self.in_channels} but the input has '
+                f'{x.shape[1]} channels (shape {tuple(x.shape)}); pass in_channels={x.shape[1]}')
+        if x.shape[2] < self.min_input_size or x.shape[3] < self.min_input_size:
+            raise ValueError(
+                f'input of {x.shape[2]}x{x.shape[3]} pixels is too small for {name}: height and '
+                f'width must be at least {self.min_input_size}; resize or pad the image')
