@@ -8,5 +8,6 @@ from . import compat
 compat.apply()
 
 from . import models  # noqa: E402,F401  (registers the backbones)
+from . import engine  # noqa: E402,F401  (registers SafeCheckpointHook, FiniteLossHook, resumable loops)
 
 __version__ = '0.1.0'

@@ -70,10 +70,59 @@ def init_dist_pytorch_without_cuda() -> None:
     utils._init_dist_pytorch = _init_dist_pytorch
 
 
+def _module_of(package: str) -> str:
+    """The import name of an installed distribution (``mmsegmentation`` -> ``mmseg``)."""
+    import importlib.metadata
+    try:
+        top_level = importlib.metadata.distribution(package).read_text('top_level.txt') or ''
+    except importlib.metadata.PackageNotFoundError:
+        return package
+    return top_level.split()[0] if top_level.split() else package
+
+
+def _is_installed(package: str) -> bool:
+    import importlib.metadata
+    import importlib.util
+    try:
+        importlib.metadata.distribution(package)
+        return True
+    except importlib.metadata.PackageNotFoundError:
+        spec = importlib.util.find_spec(package)
+        return spec is not None and spec.origin is not None
+
+
+def _get_installed_path(package: str) -> str:
+    import importlib.util
+    import os.path as osp
+    spec = importlib.util.find_spec(_module_of(package))
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError(f'{package} is not installed (or is a namespace package)')
+    return osp.dirname(spec.origin)
+
+
+def package_lookup_without_pkg_resources() -> None:
+    """mmengine finds installed packages with ``pkg_resources``, which recent setuptools (84 here)
+    no longer ships, so a config with ``_base_ = 'mmdet::faster_rcnn/...'`` (inheriting mmdet's
+    own configs) fails with ``No module named 'pkg_resources'``. Only when it is missing, mmengine's
+    two lookups are replaced by ``importlib.metadata`` / ``importlib.util`` equivalents."""
+    try:
+        import pkg_resources  # noqa: F401
+        return
+    except ImportError:
+        pass
+    import mmengine.utils
+    from mmengine.config import config
+    from mmengine.utils import package_utils
+    for module in (package_utils, config, mmengine.utils):
+        module.is_installed = _is_installed
+        module.get_installed_path = _get_installed_path
+
+
 def apply() -> None:
     global _APPLIED
     if _APPLIED:
         return
     allow_mmengine_checkpoints()
     init_dist_pytorch_without_cuda()
+    package_lookup_without_pkg_resources()
     _APPLIED = True

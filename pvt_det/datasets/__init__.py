@@ -1,0 +1,4 @@
+"""Generated stand-ins for COCO and ADE20K (see :mod:`pvt_det.datasets.synthetic`)."""
+from .synthetic import SHAPE_CLASSES, make_ade20k_dataset, make_coco_dataset
+
+__all__ = ['SHAPE_CLASSES', 'make_coco_dataset', 'make_ade20k_dataset']

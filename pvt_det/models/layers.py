@@ -27,6 +27,16 @@ def map_to_tokens(feature_map: torch.Tensor) -> torch.Tensor:
     return feature_map.flatten(2).transpose(1, 2)
 
 
+class Conv2d(nn.Conv2d):
+    """``nn.Conv2d`` run channels-last. Its inputs are views of (B, N, C) tokens, i.e. channels-last maps, and
+    oneDNN keeps that layout (output = tokens again, no copies) only for a channels-last weight; otherwise it
+    transposes input and output and runs a far slower NCHW depthwise kernel. The parameter itself stays
+    contiguous (safetensors and other tools expect that); the per-call weight copy is tiny."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.weight.to(memory_format=torch.channels_last), self.bias)
+
+
 class DropPath(nn.Module):
     """Stochastic depth: drops the whole residual branch per sample while training."""
 
@@ -55,7 +65,7 @@ class PatchEmbed(nn.Module):
                  stride: int,
                  padding: int = 0) -> None:
         super().__init__()
-        self.proj = nn.Conv2d(in_channels, embed_dims, kernel_size, stride, padding)
+        self.proj = Conv2d(in_channels, embed_dims, kernel_size, stride, padding)
         self.norm = nn.LayerNorm(embed_dims, eps=EMBED_NORM_EPS)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -94,7 +104,7 @@ class SpatialReductionAttention(nn.Module):
         self.act = nn.GELU() if linear else None
         if linear or sr_ratio > 1:
             kernel = 1 if linear else sr_ratio
-            self.sr = nn.Conv2d(dim, dim, kernel_size=kernel, stride=kernel)
+            self.sr = Conv2d(dim, dim, kernel_size=kernel, stride=kernel)
             self.norm = nn.LayerNorm(dim, eps=EMBED_NORM_EPS)
         else:
             self.sr = self.norm = None
@@ -110,8 +120,8 @@ class SpatialReductionAttention(nn.Module):
             x = self.norm(map_to_tokens(self.sr(reduced)))
             if self.act is not None:
                 x = self.act(x)
-        k, v = self.kv(x).reshape(batch, -1, 2, self.num_heads, head_dim).permute(2, 0, 3, 1,
-                                                                                  4).unbind(0)
+        # Contiguous k/v (few tokens, a cheap copy): SDPA's CPU backward is ~10x slower on the strided views.
+        k, v = self.kv(x).reshape(batch, -1, 2, self.num_heads, head_dim).permute(2, 0, 3, 1, 4).contiguous()
         x = F.scaled_dot_product_attention(q,
                                            k,
                                            v,
@@ -133,8 +143,7 @@ class Mlp(nn.Module):
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden_dim)
         self.relu = nn.ReLU(inplace=True) if linear else None
-        self.dwconv = nn.Conv2d(hidden_dim, hidden_dim, 3, 1, 1,
-                                groups=hidden_dim) if dwconv else None
+        self.dwconv = Conv2d(hidden_dim, hidden_dim, 3, 1, 1, groups=hidden_dim) if dwconv else None
         self.act = act_layer()
         self.fc2 = nn.Linear(hidden_dim, dim)
         self.drop = nn.Dropout(drop)
@@ -145,7 +154,12 @@ class Mlp(nn.Module):
             x = self.relu(x)
         if self.dwconv is not None:
             x = map_to_tokens(self.dwconv(tokens_to_map(x, height, width)))
-        return self.drop(self.fc2(self.drop(self.act(x))))
+        if isinstance(self.act, nn.GELU) and not x.requires_grad:
+            # Inference: in place, sparing a fresh buffer for the block's largest tensor (~20% of the FFN on CPU).
+            x = torch.ops.aten.gelu_(x, approximate=self.act.approximate)
+        else:
+            x = self.act(x)
+        return self.drop(self.fc2(self.drop(x)))
 
 
 class Block(nn.Module):

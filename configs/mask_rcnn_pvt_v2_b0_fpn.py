@@ -1,0 +1,9 @@
+# Mask R-CNN + FPN, PVTv2-B0 backbone, 1x schedule.
+# Paper, COCO val2017 box / mask AP: 38.2 / 36.2.
+_base_ = './mask_rcnn_pvt_v2_b2_fpn.py'
+model = dict(
+    backbone=dict(
+        arch='b0',
+        init_cfg=dict(
+            checkpoint='https://github.com/whai362/PVT/releases/download/v2/pvt_v2_b0.pth')),
+    neck=dict(in_channels=[32, 64, 160, 256]))

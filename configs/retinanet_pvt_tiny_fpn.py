@@ -1,0 +1,6 @@
+# RetinaNet + FPN, PVT-Tiny backbone, 1x schedule.
+# Paper, COCO val2017 box AP: 36.7.
+_base_ = './retinanet_pvt_small_fpn.py'
+model = dict(backbone=dict(
+    arch='tiny',
+    init_cfg=dict(checkpoint='https://github.com/whai362/PVT/releases/download/v2/pvt_tiny.pth')))

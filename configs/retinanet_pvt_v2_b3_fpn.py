@@ -1,0 +1,6 @@
+# RetinaNet + FPN, PVTv2-B3 backbone, 1x schedule.
+# Paper, COCO val2017 box AP: 45.9.
+_base_ = './retinanet_pvt_v2_b2_fpn.py'
+model = dict(backbone=dict(
+    arch='b3',
+    init_cfg=dict(checkpoint='https://github.com/whai362/PVT/releases/download/v2/pvt_v2_b3.pth')))

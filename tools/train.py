@@ -1,0 +1,32 @@
+"""Train a detector (mmdet config) or a segmentor (mmseg config) with mmdet's tools/train.py flags.
+
+    python tools/train.py configs/retinanet_pvt_small_fpn.py [--work-dir DIR] [--amp]
+        [--auto-scale-lr] [--resume [CHECKPOINT]] [--cfg-options KEY=VALUE ...]
+"""
+import argparse
+
+from pvt_det import tools_common  # imports pvt_det first: compat fixes, backbones
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train a pvt_det detection or segmentation config')
+    parser.add_argument('config', help='config file, e.g. configs/retinanet_pvt_small_fpn.py')
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed precision: float16 on CUDA, bfloat16 autocast on the CPU')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale lr to the actual total batch size (see auto_scale_lr in the config)')
+    parser.add_argument('--resume', nargs='?', type=str, const='auto', metavar='CHECKPOINT',
+                        help='resume from CHECKPOINT, or without a value from the latest '
+                        'checkpoint in the work dir')
+    tools_common.add_common_args(parser)
+    args = parser.parse_args(argv)
+    tools_common.set_local_rank_env(args)
+    return args
+
+
+def main() -> None:
+    tools_common.train(parse_args())
+
+
+if __name__ == '__main__':
+    tools_common.run_cli(main)
