@@ -13,6 +13,7 @@ from mmengine.registry import init_default_scope
 
 from pvt_det import tools_common
 from pvt_det.datasets.synthetic import SHAPE_CLASSES, make_ade20k_dataset, make_coco_dataset
+from helpers import SEG_64PX_PIPELINES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = REPO_ROOT / 'configs'
@@ -87,18 +88,7 @@ randomness = dict(seed=0)
 SEG_CONFIG = '''\
 _base_ = {base!r}
 data_root = {data_root!r}
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='Resize', scale=(64, 64), keep_ratio=False),
-    dict(type='PackSegInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(64, 64), keep_ratio=False),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='PackSegInputs'),
-]
+''' + SEG_64PX_PIPELINES + '''\
 train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
                         dataset=dict(data_root=data_root, pipeline=train_pipeline))
 val_dataloader = dict(num_workers=0, persistent_workers=False,

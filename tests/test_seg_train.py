@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from pvt_det.datasets.synthetic import make_ade20k_dataset
+from helpers import SEG_64PX_PIPELINES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TOOLS = REPO_ROOT / 'tools'
@@ -22,18 +23,7 @@ ITERS = 4
 USER_CONFIG = '''\
 _base_ = {base!r}
 data_root = {data_root!r}
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='Resize', scale=(64, 64), keep_ratio=False),
-    dict(type='PackSegInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(64, 64), keep_ratio=False),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='PackSegInputs'),
-]
+''' + SEG_64PX_PIPELINES + '''\
 dataset = dict(data_root=data_root{own_classes})
 train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
                         dataset=dict(**dataset, pipeline=train_pipeline))
