@@ -1,0 +1,241 @@
+"""Write docs/model_zoo.md: one row per leaf config in configs/, measured, not typed by hand.
+
+    python tools/gen_model_zoo.py                      # every config (slow: ~40 FLOP traces)
+    python tools/gen_model_zoo.py --configs configs/retinanet_pvt_v2_b0_fpn.py --out /tmp/zoo.md
+
+For each config: backbone, detector, schedule (read from the config), parameters and FLOPs
+(``tools/get_flops.py``'s ``build_model`` and ``count_flops``, attention matmuls included), the
+paper's COCO AP / ADE20K mIoU (the number in the config's header comment, where the configs keep
+it) with its source table, and the ImageNet checkpoint its backbone starts from.
+
+FLOPs are counted at the papers' input sizes: 800x1280 (H x W) for detection, 512x512 for
+segmentation. Results are cached in ``work_dirs/model_zoo_cache.json`` under a hash of the merged
+model config, the shape and tools/get_flops.py, so a re-run re-traces only the models that changed.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import json
+import os.path as osp
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+DET_SHAPE = (800, 1280)
+SEG_SHAPE = (512, 512)
+COMMAND = 'python tools/gen_model_zoo.py'
+
+# Where each paper number comes from. The values were checked against the official repository's
+# result tables (whai362/PVT detection/README.md); the table numbers of the papers are as cited.
+V1 = 'PVT v1 paper (Wang et al., ICCV 2021, arXiv:2102.12122)'
+V2 = 'PVT v2 paper (Wang et al., CVMJ 2022, arXiv:2106.13797)'
+SOURCES = {
+    ('pvt', 'RetinaNet'): 'v1 Tab. 3',
+    ('pvt', 'MaskRCNN'): 'v1 Tab. 4',
+    ('resnet', 'RetinaNet'): 'v1 Tab. 3',
+    ('resnet', 'MaskRCNN'): 'v1 Tab. 4',
+    ('pvt_v2', 'RetinaNet'): 'v2 Tab. 3',
+    ('pvt_v2', 'MaskRCNN'): 'v2 Tab. 3',
+    ('pvt_v2', 'MaskRCNN', '3x'): 'official README',
+    ('pvt', 'EncoderDecoder'): 'v1 Tab. 5',
+    ('resnet', 'EncoderDecoder'): 'v1 Tab. 5',
+    ('pvt_v2', 'EncoderDecoder'): 'v2 (ADE20K table)',
+}
+DETECTORS = {'RetinaNet': 'RetinaNet', 'MaskRCNN': 'Mask R-CNN', 'EncoderDecoder': 'Semantic FPN'}
+PAPER_RE = re.compile(r'^#.*(?:AP|mIoU)[^:\n]*:\s*(\d+\.\d)(?:\s*/\s*(\d+\.\d))?', re.MULTILINE)
+
+
+def load_get_flops():
+    """tools/get_flops.py as a module (tools/ is not a package)."""
+    spec = importlib.util.spec_from_file_location('get_flops', REPO / 'tools' / 'get_flops.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def leaf_configs(config_dir: Path = REPO / 'configs') -> list[Path]:
+    """The model configs: configs/*.py (not _base_/ parts, not the examples/ of user datasets)."""
+    return sorted(config_dir.glob('*.py'))
+
+
+def describe(path: Path) -> dict[str, Any]:
+    """Everything but the measured numbers, read from the config (no model is built)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(str(path))
+    model = cfg.model
+    backbone = model.backbone
+    kind = backbone.type
+    family = {'PVT': 'pvt', 'PVTv2': 'pvt_v2', 'CvT': 'cvt'}.get(kind, 'resnet')
+    if family == 'resnet':
+        name = f'ResNet-{backbone.depth}' + (' (V1c)' if kind == 'ResNetV1c' else '')
+    elif family == 'cvt':
+        name = f'CvT-{backbone.arch.upper()}'
+    else:
+        arch = backbone.get('arch', 'small' if family == 'pvt' else 'b2')
+        name = (f'PVT-{arch.capitalize()}' if family == 'pvt'
+                else 'PVTv2-' + arch.upper().replace('_LI', '-Li'))
+    if model.type == 'EncoderDecoder':
+        schedule = f'{cfg.train_cfg.max_iters // 1000}k it'
+        shape = SEG_SHAPE
+    else:
+        epochs = cfg.train_cfg.max_epochs
+        multi_scale = 'RandomChoice' in json.dumps(cfg.train_dataloader.dataset.pipeline)
+        schedule = f'{epochs // 12}x ({epochs} ep{", MS" if multi_scale else ""})'
+        shape = DET_SHAPE
+    text = path.read_text()
+    paper = PAPER_RE.search(text)
+    if paper is None:
+        paper_value, source = '—', 'no paper result'
+    else:
+        paper_value = ' / '.join(v for v in paper.groups() if v)
+        key = (family, model.type, '3x') if '3x' in schedule else (family, model.type)
+        source = SOURCES.get(key, SOURCES.get((family, model.type), '?'))
+    init = backbone.get('init_cfg') or {}
+    checkpoint = init.get('checkpoint', '') if isinstance(init, dict) else ''
+    if 'huggingface.co/' in checkpoint:  # .../microsoft/cvt-13/resolve/main/pytorch_model.bin
+        checkpoint = 'HF ' + '/'.join(checkpoint.split('huggingface.co/')[1].split('/')[:2])
+    elif checkpoint.startswith(('http://', 'https://')):
+        checkpoint = checkpoint.rsplit('/', 1)[-1]
+    return dict(config=path.name, backbone=name, detector=DETECTORS.get(model.type, model.type),
+                schedule=schedule, shape=list(shape), paper=paper_value, source=source,
+                checkpoint=checkpoint or '—',
+                task='seg' if model.type == 'EncoderDecoder' else 'det')
+
+
+def measure(path: Path, shape: tuple[int, int], get_flops) -> dict[str, float]:
+    """Parameters (M) and FLOPs (G multiply-adds) of the whole model on one image of ``shape``."""
+    import torch
+    torch.manual_seed(0)  # Mask R-CNN's RoI-head FLOPs depend on how many proposals survive NMS
+    start = time.time()
+    model, _ = get_flops.build_model(str(path), shape, backbone_only=False)
+    flops, params = get_flops.count_flops(model, (3, *shape))
+    return dict(params_m=params / 1e6, gflops=flops / 1e9, seconds=round(time.time() - start, 1))
+
+
+def cache_key(path: Path, shape: list[int], get_flops_source: str) -> str:
+    """Changes with what the numbers depend on: the merged model config, shape, get_flops.py."""
+    from mmengine.config import Config
+    model = Config.fromfile(str(path)).model.to_dict()
+    digest = hashlib.sha1()
+    model_text = json.dumps(model, sort_keys=True, default=str)
+    for text in (model_text, json.dumps(shape), get_flops_source):
+        digest.update(text.encode())
+    return digest.hexdigest()
+
+
+INTRO = """\
+# Model zoo
+
+<!-- GENERATED by `{command}` from configs/ and tools/get_flops.py; do not edit by hand. -->
+
+Generated by `{command}`: one row per config in `configs/` (the user-config examples in
+`configs/examples/` are left out). **Params** and **FLOPs** are measured on the built model
+(backbone, neck and heads) with the functions of `tools/get_flops.py`: one multiply-add counts as
+one FLOP and the attention matmuls are included, as in the PVT papers. Detection FLOPs are at
+**800×1280** (H×W, the PVT papers' 1280×800 input), segmentation FLOPs at **512×512**. Mask
+R-CNN FLOPs include the RoI heads run on the RPN proposals of a random image (seeded; at most
+1000), so they depend on the proposal count.
+
+**Paper** is the COCO val2017 box AP (box / mask AP for Mask R-CNN) or the ADE20K val mIoU
+(single scale) that the paper reports for this backbone and recipe with ImageNet-1K pretraining;
+nothing here was trained on COCO or ADE20K (they cannot be downloaded on the machine that built
+this toolkit). **Checkpoint** is the ImageNet file the backbone initialises from (`init_cfg`):
+`pvt_*.pth` are the official releases `https://github.com/whai362/PVT/releases/download/v2/<name>`;
+offline, see [get_started.md](get_started.md#pretrained-weights-offline).
+"""
+SEG_INTRO = """\
+The segmentation recipe, the parameter counts against the papers' and the ADE20K layout are in
+[segmentation.md](segmentation.md).
+"""
+SOURCES_TEXT = """\
+## Sources
+
+- **v1 Tab. 3 / 4 / 5**: {v1}: Table 3 (RetinaNet 1x), Table 4
+  (Mask R-CNN 1x), Table 5 (Semantic FPN on ADE20K); their ResNet-50 rows for the ResNet twins.
+- **v2 Tab. 3**: {v2}: Table 3 (RetinaNet and Mask R-CNN 1x).
+  **v2 (ADE20K table)**: its Semantic FPN table.
+- **official README**: the 3x multi-scale Mask R-CNN results of PVTv2-B0/B2, published in the
+  official repository (whai362/PVT, `detection/README.md`) rather than in the paper.
+
+How far each number was checked: every PVT and PVTv2 COCO number above equals the result tables
+of the official repository (whai362/PVT `detection/README.md`); RetinaNet-R50 36.3 is quoted in
+the PVT v1 abstract; the ResNet-50 Mask R-CNN number (38.0 / 34.4) and the table numbers
+themselves are cited from the papers without a second source. The ADE20K numbers are those of
+[segmentation.md](segmentation.md), which gives their sources. The CvT paper has no COCO or
+ADE20K result: the CvT-13 configs use the PVT-Small recipe and have no paper number.
+"""
+
+
+def table(rows: list[dict[str, Any]], metric: str) -> list[str]:
+    out = [f'| config | backbone | detector | schedule | params (M) | FLOPs (G) | paper {metric} '
+           '| source | checkpoint |',
+           '| --- | --- | --- | --- | ---: | ---: | ---: | --- | --- |']
+    for r in rows:
+        out.append(f'| [{r["config"]}](../configs/{r["config"]}) | {r["backbone"]} | '
+                   f'{r["detector"]} | {r["schedule"]} | {r["params_m"]:.2f} | {r["gflops"]:.1f} | '
+                   f'{r["paper"]} | {r["source"]} | `{r["checkpoint"]}` |')
+    return out
+
+
+def render(rows: list[dict[str, Any]], command: str) -> str:
+    det = [r for r in rows if r['task'] == 'det']
+    seg = [r for r in rows if r['task'] == 'seg']
+    lines = [INTRO.format(command=command)]
+    if det:
+        lines += ['## Detection (COCO)', ''] + table(det, 'AP') + ['']
+    if seg:
+        lines += ['## Semantic segmentation (ADE20K)', '', SEG_INTRO] + table(seg, 'mIoU') + ['']
+    lines.append(SOURCES_TEXT.format(v1=V1, v2=V2))
+    return '\n'.join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--configs', nargs='+', help='configs to include (default: configs/*.py)')
+    parser.add_argument('--out', default=str(REPO / 'docs' / 'model_zoo.md'), help='output file')
+    parser.add_argument('--cache', default=str(REPO / 'work_dirs' / 'model_zoo_cache.json'),
+                        help='per-config results, reused while the model config is unchanged')
+    parser.add_argument('--no-cache', action='store_true', help='measure every config again')
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    paths = [Path(p).resolve() for p in args.configs] if args.configs else leaf_configs()
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        print(f'gen_model_zoo: error: config not found: {", ".join(missing)}', file=sys.stderr)
+        return 1
+    get_flops = load_get_flops()
+    get_flops_source = (REPO / 'tools' / 'get_flops.py').read_text()
+    cache_path = Path(args.cache)
+    cache = {} if args.no_cache or not cache_path.is_file() else json.loads(cache_path.read_text())
+    rows = []
+    for path in paths:
+        row = describe(path)
+        key = cache_key(path, row['shape'], get_flops_source)
+        if cache.get(row['config'], {}).get('key') != key:
+            cache[row['config']] = dict(key=key, **measure(path, tuple(row['shape']), get_flops))
+            cache_path.parent.mkdir(parents=True, exist_ok=True)
+            cache_path.write_text(json.dumps(cache, indent=1))
+        row.update({k: v for k, v in cache[row['config']].items() if k != 'key'})
+        print(f'{row["config"]}: {row["params_m"]:.2f} M params, {row["gflops"]:.1f} GFLOPs at '
+              f'{row["shape"][0]}x{row["shape"][1]} ({row["seconds"]} s)', flush=True)
+        rows.append(row)
+    command = COMMAND if not args.configs else f'{COMMAND} --configs ...'
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render(rows, command))
+    print(f'wrote {osp.relpath(out)} ({len(rows)} configs)')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
