@@ -121,7 +121,8 @@ class SpatialReductionAttention(nn.Module):
             if self.act is not None:
                 x = self.act(x)
         # Contiguous k/v (few tokens, a cheap copy): SDPA's CPU backward is ~10x slower on the strided views.
-        k, v = self.kv(x).reshape(batch, -1, 2, self.num_heads, head_dim).permute(2, 0, 3, 1, 4).contiguous()
+        kv = self.kv(x).reshape(batch, -1, 2, self.num_heads, head_dim).permute(2, 0, 3, 1, 4)
+        k, v = kv.contiguous().unbind(0)
         x = F.scaled_dot_product_attention(q,
                                            k,
                                            v,

@@ -1,0 +1,165 @@
+"""Export a backbone (any PVT v1/v2 or CvT variant) to ONNX with dynamic batch, height and width.
+
+The graph takes ``input`` (N, 3, H, W) and returns one NCHW map per ``out_indices`` stage, named
+``stage{i}``. PVT v1 resizes its position embeddings inside the graph from their stored grid, so the
+file serves any input size. ``--verify`` runs the file with onnxruntime at two sizes and compares with
+PyTorch.
+
+Examples::
+
+    python tools/export_onnx.py pvt_v2_b2 pvt_v2_b2.onnx --checkpoint pvt_v2_b2.pth --verify
+    python tools/export_onnx.py pvt_small pvt_small.onnx --shape 512 640
+    python tools/export_onnx.py configs/retinanet_pvt_v2_b0_fpn.py backbone.onnx   # the config's backbone
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import os.path as osp
+import sys
+import warnings
+
+import torch
+from torch import nn
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+class ExportError(Exception):
+    """A bad request (unknown model name, missing file): printed as one line by ``main``."""
+
+
+def build_backbone(name_or_config: str, checkpoint: str | None = None) -> nn.Module:
+    """A backbone from a name ('pvt_small', 'pvt_v2_b2_li', 'cvt_13') or a config's ``model.backbone``."""
+    import pvt_det  # noqa: F401  (registers our backbones)
+    from pvt_det.models.backbones import CvT, PVT, PVTv2
+    if osp.isfile(name_or_config):
+        from mmdet.registry import MODELS
+        from mmengine.config import Config
+        cfg = Config.fromfile(name_or_config).model.backbone
+        cfg.pop('init_cfg', None)  # the config's pretrained weights: only --checkpoint is loaded
+        model = MODELS.build(cfg)
+    else:
+        prefixes = (('pvt_v2_', PVTv2), ('pvt_', PVT), ('cvt_', CvT))
+        cls, arch = next(((c, name_or_config[len(p):]) for p, c in prefixes if name_or_config.startswith(p)),
+                         (None, None))
+        if cls is None or arch not in cls.arch_zoo:
+            names = [p + a for p, c in prefixes for a in c.arch_zoo]
+            raise ExportError(f'{name_or_config!r} is neither a config file nor a backbone name; '
+                              f'names: {", ".join(names)}')
+        model = cls(arch=arch)
+    if checkpoint:
+        model.init_cfg = dict(type='Pretrained', checkpoint=checkpoint)
+        model.init_weights()
+    return model.eval()
+
+
+class AdaptiveAvgPoolAsMatmul(nn.Module):
+    """``AdaptiveAvgPool2d`` as ``rows @ x @ cols^T`` with averaging matrices built from the input size.
+
+    The same windows as torch (start ``floor(i*n/out)``, end ``ceil((i+1)*n/out)``), but traced as
+    Range/comparison ops, so the ONNX graph stays correct for any size; torch's own export bakes the
+    example input's windows into gather indices (wrong results or a crash at other sizes).
+    """
+
+    def __init__(self, output_size: int | tuple[int, int]) -> None:
+        super().__init__()
+        self.output_size = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
+
+    @staticmethod
+    def averaging_matrix(out: int, size: int, like: torch.Tensor) -> torch.Tensor:
+        i = torch.arange(out, device=like.device)
+        start = torch.div(i * size, out, rounding_mode='floor')
+        end = torch.div((i + 1) * size + out - 1, out, rounding_mode='floor')
+        j = torch.arange(size, device=like.device)
+        inside = ((j >= start[:, None]) & (j < end[:, None])).to(like.dtype)
+        return inside / inside.sum(1, keepdim=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = self.averaging_matrix(self.output_size[0], x.shape[-2], x)
+        cols = self.averaging_matrix(self.output_size[1], x.shape[-1], x)
+        return rows @ x @ cols.transpose(0, 1)
+
+
+def exportable(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with the modules whose ONNX export is not size-generic replaced."""
+    model = copy.deepcopy(model)
+    for name, module in list(model.named_modules()):
+        if isinstance(module, nn.AdaptiveAvgPool2d) and None not in (
+                (module.output_size,) if isinstance(module.output_size, int) else module.output_size):
+            parent_name, _, child = name.rpartition('.')
+            setattr(model.get_submodule(parent_name), child, AdaptiveAvgPoolAsMatmul(module.output_size))
+    return model
+
+
+def export(model: nn.Module, path: str, shape: tuple[int, int] = (224, 224), opset: int = 18) -> list[str]:
+    """Write ``model`` to ``path`` with dynamic batch/height/width; returns the output names."""
+    model = exportable(model)
+    example = torch.randn(1, getattr(model, 'in_channels', 3), *shape)
+    with torch.no_grad():
+        num_outputs = len(model(example))
+    out_indices = getattr(model, 'out_indices', range(num_outputs))
+    names = [f'stage{i}' for i in out_indices]
+    batch, height, width = (torch.export.Dim.DYNAMIC,) * 3
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        program = torch.onnx.export(
+            model, (example,), input_names=['input'], output_names=names, opset_version=opset,
+            dynamic_shapes={'x': {0: batch, 2: height, 3: width}}, dynamo=True, verbose=False)
+    program.save(path)
+    return names
+
+
+def run_onnx(path: str, x: torch.Tensor) -> list[torch.Tensor]:
+    import onnxruntime as ort
+    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    return [torch.from_numpy(out) for out in session.run(None, {'input': x.numpy()})]
+
+
+def verify(model: nn.Module, path: str, shapes: list[tuple[int, int]], batch: int = 1) -> float:
+    """Max relative difference between onnxruntime and PyTorch over ``shapes`` (and every output)."""
+    worst = 0.0
+    for shape in shapes:
+        x = torch.randn(batch, getattr(model, 'in_channels', 3), *shape)
+        with torch.no_grad():
+            expected = model(x)
+        got = run_onnx(path, x)
+        if len(got) != len(expected):
+            raise AssertionError(f'onnx gives {len(got)} outputs, PyTorch {len(expected)}')
+        for a, b in zip(expected, got):
+            if a.shape != b.shape:
+                raise AssertionError(f'at {shape}: onnx output {tuple(b.shape)} != PyTorch {tuple(a.shape)}')
+            worst = max(worst, ((a - b).abs().max() / a.abs().max()).item())
+    return worst
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('model', help='backbone name (pvt_small, pvt_v2_b2, pvt_v2_b2_li, cvt_13, ...) or config')
+    parser.add_argument('out', help='output .onnx file')
+    parser.add_argument('--checkpoint', help='weights in any supported layout (official, HF, mmdet, ours)')
+    parser.add_argument('--shape', type=int, nargs=2, default=[224, 224], metavar=('H', 'W'),
+                        help='example input size used for tracing (the graph accepts any size)')
+    parser.add_argument('--opset', type=int, default=18)
+    parser.add_argument('--verify', action='store_true',
+                        help='compare onnxruntime with PyTorch at the example size and at a second size')
+    args = parser.parse_args(argv)
+    try:
+        model = build_backbone(args.model, args.checkpoint)
+        names = export(model, args.out, tuple(args.shape), args.opset)
+    except (ExportError, ValueError, FileNotFoundError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    print(f'wrote {args.out}: input (N, 3, H, W) -> {", ".join(names)}')
+    if args.verify:
+        h, w = args.shape
+        diff = verify(model, args.out, [(h, w), (h + 32 * max(1, h // 224), w - 32 * max(1, w // 224))])
+        print(f'onnxruntime vs PyTorch at two sizes: max relative difference {diff:.1e}')
+        if diff > 1e-3:
+            print('error: the exported graph does not match PyTorch', file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
