@@ -227,6 +227,20 @@ def test_v1_backbone_matches_mmdet_at_any_size(v1_reference, size):
 
 
 # --------------------------------------------------------------------------------------------------- v2
+def official_to_timm(state_dict: dict) -> dict:
+    """The renaming timm's pvt_v2 ``_checkpoint_filter_fn`` applies to official checkpoints."""
+    out = {}
+    for key, value in state_dict.items():
+        key = key.replace('patch_embed1', 'patch_embed')
+        for stage in (2, 3, 4):
+            key = key.replace(f'patch_embed{stage}', f'stages.{stage - 1}.downsample')
+        key = key.replace('dwconv.dwconv', 'dwconv')
+        key = re.sub(r'block(\d+).(\d+)', lambda m: f'stages.{int(m.group(1)) - 1}.blocks.{m.group(2)}', key)
+        key = re.sub(r'^norm(\d+)', lambda m: f'stages.{int(m.group(1)) - 1}.norm', key)
+        out[key] = value
+    return out
+
+
 @pytest.fixture(scope='module', params=[False, True], ids=['sra', 'linear_sra'])
 def v2_reference(request, tmp_path_factory):
     from mmdet.models.backbones.pvt import pvt_convert
@@ -237,7 +251,8 @@ def v2_reference(request, tmp_path_factory):
     official = hf_to_official(model.state_dict())
     files = dict(safetensors=str(folder / 'hf' / 'model.safetensors'),
                  bin=save(model.state_dict(), folder / 'pytorch_model.bin'),
-                 official=save({'model': official}, folder / 'official.pth'))
+                 official=save({'model': official}, folder / 'official.pth'),
+                 timm=save(official_to_timm(official), folder / 'timm_pvt_v2.pth'))
     if not linear:  # mmdet has no linear SRA
         files['mmdet'] = save({'state_dict': pvt_convert(official)}, folder / 'mmdet.pth')
     return model, dict(TINY, linear=linear), files

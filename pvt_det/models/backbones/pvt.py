@@ -502,6 +502,20 @@ def _has(*keys: str) -> Any:
     return lambda state_dict: any(key in state_dict for key in keys)
 
 
+def _timm_v2_to_ours(state_dict: dict, backbone: nn.Module) -> dict:
+    """timm's ``pvt_v2_*``: the official keys renamed by timm's ``_checkpoint_filter_fn``
+    (patch_embed{s} -> stages.{s-1}.downsample, block{s} -> stages.{s-1}.blocks, norm{s} ->
+    stages.{s-1}.norm, dwconv.dwconv -> dwconv). Undo the renaming, then convert as official."""
+    official = {}
+    for key, value in state_dict.items():
+        key = re.sub(r'^patch_embed\.', 'patch_embed1.', key)
+        key = re.sub(r'^stages\.(\d+)\.downsample\.', lambda m: f'patch_embed{int(m[1]) + 1}.', key)
+        key = re.sub(r'^stages\.(\d+)\.blocks\.', lambda m: f'block{int(m[1]) + 1}.', key)
+        key = re.sub(r'^stages\.(\d+)\.norm\.', lambda m: f'norm{int(m[1]) + 1}.', key)
+        official[key.replace('.mlp.dwconv.', '.mlp.dwconv.dwconv.')] = value
+    return _official_to_ours(official, backbone)
+
+
 def _register_layouts() -> None:
     official = lambda sd: 'patch_embed1.proj.weight' in sd  # noqa: E731
     mmdet = lambda sd: 'layers.0.0.projection.weight' in sd  # noqa: E731
@@ -522,6 +536,7 @@ def _register_layouts() -> None:
     register_layout('pvt_v2', 'official', lambda sd: official(sd) and 'pos_embed1' not in sd,
                     _official_to_ours)
     register_layout('pvt_v2', 'huggingface', hf_v2, _hf_v2_to_ours)
+    register_layout('pvt_v2', 'timm', _has('patch_embed.proj.weight'), _timm_v2_to_ours)
     register_layout('pvt_v2', 'mmdet', lambda sd: mmdet(sd) and 'layers.0.1.0.pos_embed' not in sd,
                     _mmdet_to_ours)
     register_layout('pvt_v2', 'pvt_det', lambda sd: ours_v2(sd) and not ours_v1(sd), _ours_to_ours)
