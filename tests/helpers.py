@@ -16,3 +16,17 @@ test_pipeline = [
     dict(type='PackSegInputs'),
 ]
 '''
+
+
+def load_tool(name: str):
+    """``tools/<name>.py`` as a module (tools/ is not a package; tools import their siblings)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+    tools_dir = Path(__file__).resolve().parents[1] / 'tools'
+    if str(tools_dir) not in sys.path:
+        sys.path.insert(0, str(tools_dir))
+    spec = importlib.util.spec_from_file_location(name, tools_dir / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

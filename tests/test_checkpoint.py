@@ -2,7 +2,6 @@
 init_cfg through the mm registries, and the tools/convert_weights.py CLI."""
 from __future__ import annotations
 
-import importlib.util
 import urllib.error
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pvt_det  # noqa: F401
 from pvt_det.models import build_classifier
 from pvt_det.models.backbones import PVT, PVTv2
 from pvt_det.models.checkpoint import CheckpointError, load_pretrained
+from helpers import load_tool
 
 TINY = dict(embed_dims=[16, 32, 48, 64],
             num_heads=[1, 2, 3, 4],
@@ -185,11 +185,7 @@ def test_url_download_failure_says_where_to_put_the_file(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------------------------------ convert_weights
 def convert_weights_main():
-    spec = importlib.util.spec_from_file_location('convert_weights',
-                                                  REPO / 'tools' / 'convert_weights.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_tool('convert_weights').main
 
 
 def test_convert_weights_detects_layout_and_arch(tmp_path, capsys):

@@ -1,7 +1,6 @@
 """The three CvT-13 configs: their FPNs turn CvT's three levels (strides 4/8/16) into the levels the
 heads expect, and each trains a few iterations on generated data through tools/train.py's code path
 and evaluates (COCO AP / mIoU)."""
-import importlib.util
 import json
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from mmengine.registry import init_default_scope
 
 from pvt_det import tools_common
 from pvt_det.datasets.synthetic import SHAPE_CLASSES, make_ade20k_dataset, make_coco_dataset
-from helpers import SEG_64PX_PIPELINES
+from helpers import load_tool, SEG_64PX_PIPELINES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = REPO_ROOT / 'configs'
@@ -103,11 +102,7 @@ randomness = dict(seed=0)
 
 
 def _train_tool():
-    spec = importlib.util.spec_from_file_location('pvt_det_train_tool',
-                                                  REPO_ROOT / 'tools' / 'train.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('train')
 
 
 def _train(tmp_path: Path, config_text: str) -> tuple[list[float], dict]:

@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import difflib
-import importlib.util
 import re
-import shlex
 from pathlib import Path
 
-import pytest
+from helpers import load_tool
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = sorted((REPO / 'docs').glob('*.md')) + [REPO / 'README.md']
@@ -18,13 +16,6 @@ _START = r'(?:(?<=\.\./)|(?<![\w/.-]))'
 CONFIG_RE = re.compile(_START + r'configs/[\w/.-]+\.py')
 TOOL_PATH_RE = re.compile(_START + r'(?:tools|configs)/[\w/.-]+\.(?:py|sh)')
 LINK_RE = re.compile(r'\[[^\]]*\]\(([^)\s]+)\)')
-
-
-def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def fenced_blocks(path: Path, langs: set[str] | None = None) -> list[str]:

@@ -1,5 +1,4 @@
 """tools/export_onnx.py: dynamic-size ONNX graphs of the backbones agree with PyTorch in onnxruntime."""
-import importlib.util
 import os.path as osp
 import subprocess
 import sys
@@ -11,11 +10,10 @@ pytest.importorskip('onnxruntime')
 pytest.importorskip('onnxscript')
 
 from pvt_det.models.backbones import PVT, PVTv2  # noqa: E402
+from helpers import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-spec = importlib.util.spec_from_file_location('export_onnx', osp.join(REPO, 'tools', 'export_onnx.py'))
-export_onnx = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(export_onnx)
+export_onnx = load_tool('export_onnx')
 
 TINY = dict(embed_dims=[8, 16, 24, 32], num_heads=[1, 2, 3, 4], depths=[1, 1, 1, 1], mlp_ratios=[2, 2, 2, 2],
             sr_ratios=[8, 4, 2, 1])

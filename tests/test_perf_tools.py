@@ -1,6 +1,5 @@
 """tools/get_flops.py and tools/benchmark.py: FLOP counts as the papers count them; the benchmark
 compares implementations holding the same weights."""
-import importlib.util
 import os.path as osp
 import subprocess
 import sys
@@ -9,16 +8,9 @@ import pytest
 import torch
 
 from pvt_det.models.backbones import PVTv2
+from helpers import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-
-
-def load_tool(name):
-    sys.path.insert(0, osp.join(REPO, 'tools'))
-    spec = importlib.util.spec_from_file_location(name, osp.join(REPO, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 get_flops = load_tool('get_flops')

@@ -3,7 +3,6 @@ CPU AMP."""
 from __future__ import annotations
 
 import os
-import os.path as osp
 
 import numpy as np
 import pytest

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from pvt_det.datasets.synthetic import make_coco_dataset
+from helpers import load_tool
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -132,11 +133,7 @@ def test_missing_pretrained_file_is_one_line_with_the_fix(tmp_path, coco):
 
 
 def _train_args(*argv: str):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('pvt_det_train_tool', REPO / 'tools' / 'train.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.parse_args(list(argv))
+    return load_tool('train').parse_args(list(argv))
 
 
 def test_train_flags_shape_the_config(tmp_path, coco):
