@@ -2,8 +2,8 @@
 
 One code path serves mmdet (detection) and mmseg (segmentation) configs: the registry scope
 comes from the config's ``default_scope``. The tools stay thin argument parsers over
-:func:`train`, :func:`test` and :func:`infer`; :func:`run_cli` turns any failure into one line
-on stderr and a non-zero exit status (``PVT_DET_DEBUG=1`` shows the full traceback).
+:func:`train`, :func:`test` and :func:`infer`; :func:`pvt_det.cli.cli_main` turns any failure into
+one line on stderr and a non-zero exit status (``PVT_DET_DEBUG=1`` shows the full traceback).
 """
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ import argparse
 import json
 import os
 import os.path as osp
-import sys
 from contextlib import contextmanager
 from copy import deepcopy
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pvt_det  # noqa: F401  (compat fixes + backbone registration before anything is built)
 import torch
@@ -23,7 +22,8 @@ from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.optim import OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
 
-DEBUG_ENV = 'PVT_DET_DEBUG'
+from .cli import ToolError  # noqa: F401  (re-exported: the tools raise it)
+
 TASKS = {'mmdet': 'det', 'mmseg': 'seg'}
 _LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 _LAYOUT_HINT = {
@@ -34,40 +34,7 @@ _LAYOUT_HINT = {
 }
 
 
-class ToolError(Exception):
-    """A problem the user fixes by changing an argument, a path or a config value.
-
-    The message names the offending value and says what to change.
-    """
-
-
 # ----------------------------------------------------------------------------- CLI plumbing
-def run_cli(main: Callable[[], Any]) -> None:
-    """Run a tool's ``main``; report any failure as one line on stderr and exit 1."""
-    try:
-        main()
-    except KeyboardInterrupt:
-        print(f'{_prog()}: interrupted', file=sys.stderr)
-        sys.exit(130)
-    except Exception as exc:  # noqa: BLE001 - every failure becomes one readable line
-        if os.environ.get(DEBUG_ENV):
-            raise
-        print(f'{_prog()}: error: {one_line(exc)}', file=sys.stderr)
-        sys.exit(1)
-
-
-def one_line(exc: BaseException) -> str:
-    """``ExceptionType: message`` with the message's whitespace collapsed to one line."""
-    message = ' '.join(str(exc).split()) or repr(exc)
-    if isinstance(exc, ToolError):
-        return message
-    return f'{type(exc).__name__}: {message} (set {DEBUG_ENV}=1 for the traceback)'
-
-
-def _prog() -> str:
-    return osp.basename(sys.argv[0]) if sys.argv and sys.argv[0] else 'pvt_det'
-
-
 def add_common_args(parser: argparse.ArgumentParser) -> None:
     """``--work-dir``, ``--cfg-options``, ``--launcher`` and ``--local_rank`` as mmdet's tools."""
     parser.add_argument('--work-dir', help='directory for logs, checkpoints and metrics '

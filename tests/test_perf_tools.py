@@ -1,6 +1,7 @@
 """tools/get_flops.py and tools/benchmark.py: FLOP counts as the papers count them; the benchmark
 compares implementations holding the same weights."""
 import os.path as osp
+import os
 import subprocess
 import sys
 
@@ -45,14 +46,17 @@ def test_attention_matmuls_are_counted():
 def test_get_flops_cli_one_line_error_for_unknown_name():
     result = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'get_flops.py'), 'pvt_huge'],
                             capture_output=True, text=True, cwd=REPO)
-    assert result.returncode == 2 and 'pvt_huge' in result.stderr and 'pvt_v2_b2' in result.stderr
+    assert result.returncode == 1 and 'pvt_huge' in result.stderr and 'pvt_v2_b2' in result.stderr
     assert 'Traceback' not in result.stderr
 
 
 def test_benchmark_runs_ours_mmdet_and_hf_on_the_same_weights(tmp_path):
     args = benchmark.parse_args(['backbone', '--arch', 'pvt_v2_b0', '--shape', '64', '96', '--reps', '1',
-                                 '--warmup', '0', '--no-flops'])
+                                 '--warmup', '0', '--rounds', '1', '--no-flops'])  # one worker process each
     results = benchmark.run_backbone(args)
+    pids = [pid for worker_pids in results['worker_pids'].values() for pid in worker_pids]
+    assert sorted(results['worker_pids']) == ['hf', 'mmdet', 'ours'] and len(set(pids)) == 3
+    assert os.getpid() not in pids  # timed in processes of their own
     assert set(results['max_rel_diff']) == {'mmdet', 'hf'}
     assert max(results['max_rel_diff'].values()) < 1e-4
     rows = {(r['impl'], r['mode']): r for r in results['rows']}
@@ -76,3 +80,13 @@ def test_peak_memory_counts_what_a_step_allocates():
         b = a + 1  # 4 MiB more while a is alive
         del a, b
     assert 7.9 < benchmark.peak_memory(step, 'cpu') < 8.5
+
+
+def test_detector_benchmark_times_both_configs_in_worker_processes():
+    args = benchmark.parse_args(['detector', '--shape', '64', '64', '--reps', '1', '--warmup', '0', '--rounds', '1'])
+    results = benchmark.run_detector(args)
+    assert sorted(results['worker_pids']) == ['mmdet', 'ours']
+    assert os.getpid() not in [pid for pids in results['worker_pids'].values() for pid in pids]
+    rows = {(r['impl'], r['mode']): r for r in results['rows']}
+    assert set(rows) == {(impl, mode) for impl in ('ours', 'mmdet') for mode in ('infer', 'train')}
+    assert all(row['median_s'] > 0 for row in rows.values())

@@ -7,6 +7,7 @@ import torch
 import pvt_det  # noqa: F401
 from pvt_det.models import build_classifier
 from pvt_det.models.backbones import PVT, PVTv2
+from pvt_det.models.layers import Mlp
 
 TINY = dict(embed_dims=[16, 32, 48, 64],
             num_heads=[1, 2, 3, 4],
@@ -123,6 +124,43 @@ def test_with_cp_gives_the_same_gradients(cls):
         grads.append([inputs.grad] + [p.grad for p in model.parameters()])
     for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def _forward_with_band_bytes(model, x, band_bytes, monkeypatch):
+    monkeypatch.setattr(Mlp, 'band_bytes', band_bytes)
+    return model(x)
+
+
+# 1 row per band, 3-4 rows (stage 1 of TINY at width 33: 128 hidden channels), and several bands in stage 2.
+@pytest.mark.parametrize('band_bytes', [33 * 128 * 4, 33 * 128 * 4 * 3 + 1, 16 * 256 * 4 * 5])
+@pytest.mark.parametrize('cls,extra', [(PVT, {}), (PVTv2, {}), (PVTv2, dict(linear=True))],
+                         ids=['v1', 'v2', 'v2_linear'])
+def test_inference_in_row_bands_equals_the_plain_forward(cls, extra, band_bytes, monkeypatch):
+    """The banded FFN (inference only) carries the depthwise conv's boundary rows from band to band and pads
+    only at the image edges: the same maps as the one-shot FFN, batch of 2, height not a multiple of the band."""
+    torch.manual_seed(0)
+    model = cls(dict(TINY, **extra)).eval()
+    x = torch.randn(2, 3, 100, 132)  # stage 1: 25 x 33 tokens
+    with torch.no_grad():
+        plain = _forward_with_band_bytes(model, x, 0, monkeypatch)  # 0 rows per band: the plain forward
+        banded = _forward_with_band_bytes(model, x, band_bytes, monkeypatch)
+    for a, b in zip(plain, banded, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+
+
+def test_row_bands_are_never_used_when_autograd_records(monkeypatch):
+    """Training, or an eval-mode forward with gradients (e.g. saliency), needs the plain graph."""
+    monkeypatch.setattr(Mlp, 'band_bytes', 33 * 128 * 4)
+    calls = []
+    original = Mlp._forward_in_bands
+    monkeypatch.setattr(Mlp, '_forward_in_bands', lambda *args: calls.append(1) or original(*args))
+    model = PVTv2(TINY).eval()
+    x = torch.randn(1, 3, 100, 132)
+    sum(o.sum() for o in model(x)).backward()
+    assert calls == [] and all(p.grad is not None for p in model.parameters())
+    with torch.no_grad():
+        model(x)
+    assert calls  # the same forward without autograd does use them
 
 
 def test_v1_position_embedding_cache_follows_the_weights():

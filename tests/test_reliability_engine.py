@@ -10,6 +10,7 @@ import torch
 from mmengine.fileio.backends import LocalBackend
 from mmengine.hooks import Hook
 from mmengine.model import BaseModel
+from mmengine.registry import HOOKS
 from mmengine.runner import Runner
 from torch import nn
 from torch.utils.data import Dataset
@@ -128,14 +129,14 @@ def test_prepare_training_config_swaps_in_safe_classes():
 
 
 # ------------------------------------------------------------------------------ atomic checkpoints
-def _crash_on_second_checkpoint_write(monkeypatch):
-    """Make the checkpoint writer die halfway through the second checkpoint it writes."""
+def _crash_on_checkpoint_write(monkeypatch, crash_at: int = 2):
+    """Make the checkpoint writer die halfway through the ``crash_at``-th checkpoint it writes."""
     original_put = LocalBackend.put
     writes = []
 
     def put(self, obj, filepath):
         writes.append(filepath)
-        if len(writes) == 2:
+        if len(writes) == crash_at:
             with open(filepath, 'wb') as f:
                 f.write(obj[:len(obj) // 2])
             raise SimulatedKill
@@ -155,7 +156,7 @@ def _crash_on_second_checkpoint_write(monkeypatch):
     ids=['same-file', 'max-keep-1'])
 @pytest.mark.parametrize('hook_type', ['SafeCheckpointHook', 'CheckpointHook'])
 def test_kill_while_saving_keeps_previous_checkpoint(tmp_path, monkeypatch, checkpoint, hook_type):
-    _crash_on_second_checkpoint_write(monkeypatch)
+    _crash_on_checkpoint_write(monkeypatch)
     runner = make_runner(tmp_path, checkpoint=dict(type=hook_type, **checkpoint), harden=False,
                          loop='ResumableEpochBasedTrainLoop')
     with pytest.raises(SimulatedKill):
@@ -276,3 +277,27 @@ def test_pytorch_launcher_initialises_without_cuda(monkeypatch):
         assert torch.distributed.get_backend() == 'gloo'
     finally:
         torch.distributed.destroy_process_group()
+
+
+@pytest.mark.parametrize('hook_type', ['SafeCheckpointHook', 'CheckpointHook'])
+def test_kill_while_saving_a_new_best_keeps_the_previous_best(tmp_path, monkeypatch, hook_type):
+    runner = make_runner(tmp_path, harden=False)
+    for key in ('best_score', 'best_ckpt'):  # the message hub outlives runners of the same experiment name
+        runner.message_hub.runtime_info.pop(key, None)
+    hook = HOOKS.build(dict(type=hook_type, interval=1, by_epoch=False, save_best='acc', rule='greater'))
+    hook.before_train(runner)
+    for step, score in ((2, 0.5), (3, 0.6)):  # a better score replaces the best checkpoint
+        runner.train_loop._iter = step
+        hook._save_best_checkpoint(runner, dict(acc=score))
+    best = tmp_path / 'best_acc_iter_3.pth'
+    assert not (tmp_path / 'best_acc_iter_2.pth').exists()
+    assert torch.load(best, weights_only=True)['meta']['iter'] == 3
+    runner.train_loop._iter = 4
+    _crash_on_checkpoint_write(monkeypatch, crash_at=1)
+    with pytest.raises(SimulatedKill):
+        hook._save_best_checkpoint(runner, dict(acc=0.7))  # better again, and the process dies mid-write
+    if hook_type == 'CheckpointHook':
+        assert not best.exists()  # why SafeCheckpointHook exists: mmengine deleted it first
+        return
+    assert torch.load(best, weights_only=True)['meta']['iter'] == 3
+    assert not (tmp_path / 'best_acc_iter_4.pth').exists()  # no truncated file under the final name

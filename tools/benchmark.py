@@ -2,9 +2,11 @@
 
 Every implementation gets the same weights (random, every parameter perturbed, written once in the
 Hugging Face layout and loaded through each implementation's own checkpoint loader) and the same
-input; their outputs are checked to agree before anything is timed. Runs are interleaved
-(ours, mmdet, hf, ours, mmdet, hf, ...) in one process so that load from other processes on a shared
-machine hits all of them alike; the median of ``--reps`` runs is reported.
+input; their outputs are checked to agree before anything is timed. Each implementation is then timed in
+processes of its own (``--rounds`` of them, alternating ours, mmdet, hf, hf, mmdet, ours, ...), so that none
+inherits another's allocator state and load from other processes on a shared machine hits all of them alike;
+each worker runs ``--warmup`` untimed and ``--reps`` timed runs, with a 2048x2048 matmul reference timed
+between them. The median of all timed runs is reported. ``--no-isolate`` interleaves them in one process.
 
 Peak memory is the peak of bytes held by torch's allocator during one run above what was held
 before it: on CUDA ``torch.cuda.max_memory_allocated``; on CPU the running total that torch's
@@ -30,6 +32,7 @@ import json
 import os
 import os.path as osp
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +41,8 @@ from typing import Callable
 import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from pvt_det.cli import ToolError, cli_main  # noqa: E402
 
 # name -> (family, width of stage 1 per head, depths, mlp ratios, linear SRA); official whai362 table.
 PVT_ARCHS = {
@@ -63,11 +68,12 @@ CVT_ARCHS = {
 ALL_ARCHS = [*PVT_ARCHS, *CVT_ARCHS]
 IMPLS = ('ours', 'mmdet', 'hf')
 MMDET_RETINANET_PVT_S = 'mmdet::pvt/retinanet_pvt-s_fpn_1x_coco.py'
+MATMUL_N = 2048  # the fp32 reference: a 2048x2048 matrix product
 OUR_RETINANET_PVT_S = 'configs/retinanet_pvt_small_fpn.py'
 
 
-class BenchmarkError(Exception):
-    """A problem with the request (unknown arch, missing config): printed as one line."""
+class BenchmarkError(ToolError):
+    """A problem with the request (unknown arch, missing config)."""
 
 
 # ----------------------------------------------------------------------------- weights and models
@@ -238,7 +244,6 @@ def build_mmdet_pvt(arch: str, hf: torch.nn.Module) -> torch.nn.Module:
 
 def build_ours(arch: str, checkpoint: str, with_cp: bool = False) -> torch.nn.Module:
     """Our backbone loading a Hugging Face checkpoint through its ``init_cfg`` (layout auto-detected)."""
-    import pvt_det  # noqa: F401  (registers, applies compat fixes)
     from pvt_det.models.backbones import pvt as pvt_module
     init_cfg = dict(type='Pretrained', checkpoint=checkpoint)
     if arch in CVT_ARCHS:
@@ -371,7 +376,6 @@ def backbone_gmacs(arch: str, shape: tuple[int, int]) -> float | None:
     """Multiply-adds (G) of our backbone for one image, attention matmuls included (tools/get_flops.py)."""
     try:
         from get_flops import count_flops
-        import pvt_det  # noqa: F401
         model = build_ours_random(arch)
         return count_flops(model, (3, *shape))[0] / 1e9
     except Exception as e:  # FLOPs are an extra column; the timings stand without them
@@ -406,14 +410,95 @@ def fmt(seconds: float) -> str:
 
 
 # ----------------------------------------------------------------------------- commands
-def run_backbone(args) -> dict:
+def time_modes(impls: list[Impl], x: torch.Tensor, args, with_matmul: bool, memory: bool) -> dict:
+    """Interleaved timings of every implementation (and of the matmul reference) per mode, and peak memory.
+
+    Returns ``{'times': {mode: {name: [s, ...]}}, 'memory': {mode: {name: MiB}}}``.
+    """
     device, dtype = args.device, args.dtype
-    results = dict(arch=args.arch, shape=args.shape, batch=args.batch, device=device, dtype=dtype,
-                   with_cp=args.with_cp, machine=machine_line(), rows=[])
+    a, b = (torch.randn(MATMUL_N, MATMUL_N, device=device) for _ in range(2))
+    measured = dict(times={}, memory={})
+    for mode in args.mode:
+        steps = {impl.name: make_step(impl, x, mode, device, dtype) for impl in impls}
+        if with_matmul:  # the matmul reference runs in the same rounds, so it sees the same machine load
+            steps['matmul'] = lambda: (a @ b if dtype == 'fp32' else a.bfloat16() @ b.bfloat16())
+        measured['times'][mode] = interleaved_times(steps, args.reps, device, warmup=args.warmup)
+        steps.pop('matmul', None)
+        measured['memory'][mode] = {name: peak_memory(step, device) for name, step in steps.items()} if memory else {}
+    return measured
+
+
+def time_in_worker_processes(args, names: list[str], with_matmul: bool) -> dict:
+    """``time_modes`` with every implementation in a process of its own, ``--rounds`` times, alternating.
+
+    One process keeps one allocator: in a shared process, whether a large tensor costs fresh pages (page faults)
+    or reuses freed memory depends on what the *other* implementations allocated before it (glibc adapts its
+    mmap threshold to past frees), which moved mmdet's 512x640 inference time by 30% between runs. Separate
+    processes give each implementation the allocator state it has when a user runs it alone.
+    """
+    merged = dict(times={mode: {} for mode in args.mode}, memory={mode: {} for mode in args.mode}, pids={})
+    with tempfile.TemporaryDirectory() as tmpdir:
+        for round_index in range(args.rounds):
+            order = names if round_index % 2 == 0 else names[::-1]
+            for name in order:
+                out = osp.join(tmpdir, f'{round_index}_{name}.json')
+                # memory once per implementation (first round); the matmul reference in every worker
+                memory = getattr(args, 'memory', False) and round_index == 0
+                worker_argv = worker_command(args, name, out, memory=memory, with_matmul=with_matmul)
+                result = subprocess.run(worker_argv, capture_output=True, text=True)
+                if result.returncode != 0:
+                    last_line = (result.stderr.strip().splitlines() or ['no output'])[-1]
+                    raise BenchmarkError(f'the {name} worker process failed: {last_line}')
+                with open(out) as f:
+                    measured = json.load(f)
+                for mode in args.mode:
+                    for key, values in measured['times'][mode].items():
+                        merged['times'][mode].setdefault(key, []).extend(values)
+                    merged['memory'][mode].update(measured['memory'].get(mode, {}))
+                merged['pids'].setdefault(name, []).append(measured['pid'])
+                print(f'[round {round_index + 1}/{args.rounds}] {name} done', file=sys.stderr)
+    return merged
+
+
+def worker_command(args, name: str, out: str, memory: bool, with_matmul: bool) -> list[str]:
+    """This script with the parent's own arguments, timing only ``name`` and writing to ``out``."""
+    argv = [sys.executable, osp.abspath(__file__), *args.argv, '--only', name, '--worker-out', out]
+    if args.command == 'backbone':
+        argv.append('--memory' if memory else '--no-memory')
+    if with_matmul:
+        argv.append('--worker-matmul')
+    return argv
+
+
+def run_worker(args) -> None:
+    """A worker process: time the one implementation ``--only`` and write what ``time_modes`` returns."""
+    if args.command == 'backbone':
+        with tempfile.TemporaryDirectory() as tmpdir:
+            impls = build_backbones(args.arch, [args.only], tmpdir, args.with_cp, tuple(args.shape))
+        for impl in impls:
+            impl.model.to(args.device)
+        torch.manual_seed(0)
+        x = torch.randn(args.batch, 3, *args.shape, device=args.device)
+        measured = time_modes(impls, x, args, with_matmul=args.worker_matmul, memory=args.memory)
+    else:
+        steps = detector_steps(args)
+        measured = dict(times={mode: interleaved_times({args.only: steps[mode][args.only]}, args.reps, args.device,
+                                                       warmup=args.warmup) for mode in args.mode},
+                        memory={mode: {} for mode in args.mode})
+    measured['pid'] = os.getpid()
+    with open(args.worker_out, 'w') as f:
+        json.dump(measured, f)
+
+
+def run_backbone(args) -> dict:
+    device = args.device
+    results = dict(arch=args.arch, shape=args.shape, batch=args.batch, device=device, dtype=args.dtype,
+                   with_cp=args.with_cp, machine=machine_line(), isolated=args.isolate, rows=[])
     with tempfile.TemporaryDirectory() as tmpdir:
         impls = build_backbones(args.arch, args.impl, tmpdir, args.with_cp, tuple(args.shape))
     for impl in impls:
         impl.model.to(device)
+    torch.manual_seed(0)
     x = torch.randn(args.batch, 3, *args.shape, device=device)
     if not args.no_check and len(impls) > 1:
         diffs = output_differences(impls, x[:1])
@@ -423,22 +508,22 @@ def run_backbone(args) -> dict:
         if max(diffs.values()) > 1e-3:
             raise BenchmarkError(f'implementations disagree ({diffs}): not the same weights, refusing to time')
     gmacs = results['gmacs_per_image'] = backbone_gmacs(args.arch, tuple(args.shape)) if args.flops else None
-    matmul_n = 2048
-    a, b = (torch.randn(matmul_n, matmul_n, device=device) for _ in range(2))
+    if args.isolate:
+        names = [impl.name for impl in impls]
+        del impls  # the workers build their own
+        measured = time_in_worker_processes(args, names, with_matmul=bool(gmacs))
+        results['worker_pids'] = measured['pids']
+    else:
+        measured = time_modes(impls, x, args, with_matmul=bool(gmacs), memory=args.memory)
     matmul_gflops = {}
     for mode in args.mode:
-        steps = {impl.name: make_step(impl, x, mode, device, dtype) for impl in impls}
-        if gmacs:  # the matmul reference runs in the same rounds, so it sees the same machine load
-            steps['matmul'] = lambda: (a @ b if dtype == 'fp32' else a.bfloat16() @ b.bfloat16())
-        times = interleaved_times(steps, args.reps, device, warmup=args.warmup)
-        matmul = 2 * matmul_n ** 3 / statistics.median(times.pop('matmul')) / 1e9 if gmacs else None
+        times = measured['times'][mode]
+        matmul = 2 * MATMUL_N ** 3 / statistics.median(times.pop('matmul')) / 1e9 if gmacs else None
         matmul_gflops[mode] = matmul
-        steps.pop('matmul', None)
-        memory = {name: peak_memory(step, device) for name, step in steps.items()} if args.memory else {}
         for name, ts in times.items():
             median = statistics.median(ts)
             row = dict(impl=name, mode=mode, median_s=median, times_s=ts,
-                       images_per_s=args.batch / median, peak_mib=memory.get(name))
+                       images_per_s=args.batch / median, peak_mib=measured['memory'][mode].get(name))
             if gmacs:
                 flops = 2 * gmacs * 1e9 * args.batch * (3 if mode == 'train' else 1)
                 row['matmul_fraction'] = flops / median / (matmul * 1e9)
@@ -458,16 +543,20 @@ def print_backbone(results: dict) -> None:
     by_mode = {}
     for row in results['rows']:
         by_mode.setdefault(row['mode'], {})[row['impl']] = row
-    print('| mode | impl | median | images/s | speed-up of ours | peak MiB | % of matmul |')
-    print('|---|---|---|---|---|---|---|')
+    # "ceiling": the largest speed-up over that row that any implementation of the same FLOPs could reach,
+    # i.e. one running entirely at the matmul's throughput (1 / its "% of matmul").
+    print('| mode | impl | median | images/s | speed-up of ours | peak MiB | % of matmul | ceiling |')
+    print('|---|---|---|---|---|---|---|---|')
     for mode, rows in by_mode.items():
         ours = rows.get('ours')
         for name, row in rows.items():
             ratio = f"{row['median_s'] / ours['median_s']:.2f}x" if ours and name != 'ours' else ''
             peak = f"{row['peak_mib']:.0f}" if row.get('peak_mib') is not None else ''
-            frac = f"{100 * row['matmul_fraction']:.0f}%" if row.get('matmul_fraction') else ''
+            fraction = row.get('matmul_fraction')
+            frac = f'{100 * fraction:.0f}%' if fraction else ''
+            ceiling = f'{1 / fraction:.2f}x' if fraction and name != 'ours' else ''
             print(f"| {mode} | {name} | {fmt(row['median_s'])} | {row['images_per_s']:.2f} | {ratio} | "
-                  f'{peak} | {frac} |')
+                  f'{peak} | {frac} | {ceiling} |')
 
 
 def load_detector_cfg(path: str):
@@ -481,7 +570,6 @@ def load_detector_cfg(path: str):
 
 
 def build_detector(path: str) -> torch.nn.Module:
-    import pvt_det  # noqa: F401
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
     register_all_modules(init_default_scope=True)
@@ -507,8 +595,10 @@ def detector_batch(shape: tuple[int, int], num_boxes: int = 5, seed: int = 0) ->
     return dict(inputs=[image], data_samples=[sample])
 
 
-def run_detector(args) -> dict:
-    """Train iteration (forward, loss, backward, AdamW step) and inference of two detector configs."""
+def detector_steps(args) -> dict[str, dict[str, Callable[[], None]]]:
+    """``{mode: {'ours'|'mmdet': step}}``: a train iteration (forward, loss, backward, AdamW step) or an
+    inference (``test_step``) of the two detector configs, holding the same weights."""
+    torch.manual_seed(0)  # neck and head: the same random initialisation in every worker process
     with tempfile.TemporaryDirectory() as tmpdir:
         arch = args.arch
         ours = build_detector(args.config)
@@ -548,14 +638,22 @@ def run_detector(args) -> dict:
                 model.test_step(copy.deepcopy(data))
         return step
 
+    return {mode: {name: make(name) for name in models}
+            for mode, make in (('infer', infer_step), ('train', train_step)) if mode in args.mode}
+
+
+def run_detector(args) -> dict:
     results = dict(config=args.config, ref_config=args.ref_config, shape=args.shape, device=args.device,
-                   dtype=args.dtype, machine=machine_line(), rows=[])
-    for mode, make in (('infer', infer_step), ('train', train_step)):
-        if mode not in args.mode:
-            continue
-        steps = {name: make(name) for name in models}
-        times = interleaved_times(steps, args.reps, args.device, warmup=args.warmup)
-        for name, ts in times.items():
+                   dtype=args.dtype, machine=machine_line(), isolated=args.isolate, rows=[])
+    if args.isolate:
+        measured = time_in_worker_processes(args, ['ours', 'mmdet'], with_matmul=False)
+        results['worker_pids'] = measured['pids']
+        times = measured['times']
+    else:
+        times = {mode: interleaved_times(steps, args.reps, args.device, warmup=args.warmup)
+                 for mode, steps in detector_steps(args).items()}
+    for mode in args.mode:
+        for name, ts in times[mode].items():
             results['rows'].append(dict(impl=name, mode=mode, median_s=statistics.median(ts), times_s=ts))
     return results
 
@@ -586,9 +684,17 @@ def parse_args(argv=None):
         p.add_argument('--json', help='also write the results here')
     for p in (bb, det):
         p.add_argument('--shape', type=int, nargs=2, default=[800, 1216], metavar=('H', 'W'))
-        p.add_argument('--reps', type=int, default=3, help='timed runs per implementation (median reported)')
+        p.add_argument('--reps', type=int, default=3,
+                       help='timed runs per implementation (per worker process with --isolate); median reported')
         p.add_argument('--warmup', type=int, default=1)
         p.add_argument('--mode', nargs='+', default=['infer', 'train'], choices=('infer', 'train'))
+        p.add_argument('--isolate', action=argparse.BooleanOptionalAction, default=True,
+                       help='time every implementation in processes of its own (default), --rounds of them '
+                       'each, alternating; --no-isolate interleaves them in this process')
+        p.add_argument('--rounds', type=int, default=3, help='worker processes per implementation (--isolate)')
+        p.add_argument('--only', help=argparse.SUPPRESS)  # worker: the implementation to time
+        p.add_argument('--worker-out', help=argparse.SUPPRESS)
+        p.add_argument('--worker-matmul', action='store_true', help=argparse.SUPPRESS)
     bb.add_argument('--arch', default='pvt_v2_b2', help=f'one of {", ".join(ALL_ARCHS)}')
     bb.add_argument('--batch', type=int, default=1)
     bb.add_argument('--impl', nargs='+', default=list(IMPLS), help='implementations to compare')
@@ -600,31 +706,31 @@ def parse_args(argv=None):
     det.add_argument('--config', default=OUR_RETINANET_PVT_S)
     det.add_argument('--ref-config', default=MMDET_RETINANET_PVT_S)
     det.add_argument('--arch', default='pvt_small', help='backbone arch of both configs')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what worker processes are started with
+    return args
 
 
-def main(argv=None) -> int:
+@cli_main
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.device == 'cuda' and not torch.cuda.is_available():
-        print('error: --device cuda but torch sees no GPU; use --device cpu', file=sys.stderr)
-        return 2
-    try:
-        if args.command == 'matmul':
-            gflops = matmul_throughput(4096 if args.device == 'cuda' else 2048, device=args.device,
-                                       dtype=args.dtype)
-            results = dict(matmul_gflops=gflops, machine=machine_line())
-            print(f'{args.dtype} matmul: {gflops:.1f} GFLOP/s ({machine_line()})')
-        elif args.command == 'backbone':
-            results = run_backbone(args)
-            print_backbone(results)
-        else:
-            results = run_detector(args)
-            print_detector(results)
-    except BenchmarkError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+        raise BenchmarkError('--device cuda but torch sees no GPU; use --device cpu')
+    if args.command == 'matmul':
+        gflops = matmul_throughput(4096 if args.device == 'cuda' else 2048, device=args.device, dtype=args.dtype)
+        results = dict(matmul_gflops=gflops, machine=machine_line())
+        print(f'{args.dtype} matmul: {gflops:.1f} GFLOP/s ({machine_line()})')
+    elif args.worker_out:
+        run_worker(args)
+        return 0
+    elif args.command == 'backbone':
+        results = run_backbone(args)
+        print_backbone(results)
+    else:
+        results = run_detector(args)
+        print_detector(results)
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(results, f, indent=1)

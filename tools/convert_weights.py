@@ -11,8 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0,
-                str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from pvt_det.cli import cli_main  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -25,16 +26,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    import pvt_det  # noqa: F401  (registers every family's layouts)
     from pvt_det.models.checkpoint import convert_checkpoint_file
-    try:
-        report = convert_checkpoint_file(args.src, args.dst, args.arch, overwrite=args.overwrite)
-    except (ValueError,
-            OSError) as error:  # CheckpointError is a ValueError; FileNotFoundError an OSError
-        print(f'convert_weights: error: {error}', file=sys.stderr)
-        return 1
+    report = convert_checkpoint_file(args.src, args.dst, args.arch, overwrite=args.overwrite)
     print(f'wrote {report.path}: {len(report.loaded_keys)} tensors converted from {args.src} '
           f'({report.layout} layout)')
     return 0

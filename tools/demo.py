@@ -9,10 +9,12 @@ code as tools/train.py, then evaluates. The runner saves the merged config next 
 checkpoints (<work dir>/<config name>.py). Exits 1 if the score did not rise above zero.
 """
 import argparse
+import sys
 import time
 from pathlib import Path
 
 from pvt_det import tools_common  # imports pvt_det first: compat fixes, backbones
+from pvt_det.cli import ToolError, cli_main
 from pvt_det.datasets import SHAPE_CLASSES, make_ade20k_dataset, make_coco_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -158,14 +160,15 @@ def majority_class_miou(label_dir: Path, num_classes: int) -> float:
     return 100.0 * counts.max() / counts.sum() / present.sum()
 
 
-def main() -> None:
-    args = parse_args()
+@cli_main
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     det = args.task == 'det'
     work_dir = Path(args.work_dir or ('work_dirs/demo' if det else 'work_dirs/demo_seg')).resolve()
     base = Path(args.config or REPO / 'configs' / ('retinanet_pvt_v2_b0_fpn.py' if det
                                                   else 'sem_fpn_pvt_v2_b0_ade20k.py')).resolve()
     if not base.is_file():
-        raise tools_common.ToolError(f'config not found: {base}')
+        raise ToolError(f'config not found: {base}')
     iters = args.iters or (300 if det else 80)  # seg iterations cost ~4x a det one on CPU
     work_dir.mkdir(parents=True, exist_ok=True)
     config = (write_det_demo if det else write_seg_demo)(work_dir, base, iters)
@@ -195,12 +198,12 @@ def main() -> None:
     print(f'checkpoint: {work_dir / f"iter_{iters}.pth"}')
     print('=' * 72)
     if not score or score <= 0:
-        raise tools_common.ToolError(f'{score_name} did not rise above zero ({score}); '
+        raise ToolError(f'{score_name} did not rise above zero ({score}); '
                                      'see the training log in ' + str(work_dir))
     if not det and score <= chance:
-        raise tools_common.ToolError(f'mIoU {score:.2f} is not above chance ({chance:.2f}); '
+        raise ToolError(f'mIoU {score:.2f} is not above chance ({chance:.2f}); '
                                      'see the training log in ' + str(work_dir))
 
 
 if __name__ == '__main__':
-    tools_common.run_cli(main)
+    sys.exit(main())

@@ -24,14 +24,16 @@ from torch import nn
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from pvt_det.cli import ToolError, cli_main  # noqa: E402
+from pvt_det.fileio import atomic_output  # noqa: E402
 
-class ExportError(Exception):
-    """A bad request (unknown model name, missing file): printed as one line by ``main``."""
+
+class ExportError(ToolError):
+    """A bad request (unknown model name, missing file)."""
 
 
 def build_backbone(name_or_config: str, checkpoint: str | None = None) -> nn.Module:
     """A backbone from a name ('pvt_small', 'pvt_v2_b2_li', 'cvt_13') or a config's ``model.backbone``."""
-    import pvt_det  # noqa: F401  (registers our backbones)
     from pvt_det.models.backbones import CvT, PVT, PVTv2
     if osp.isfile(name_or_config):
         from mmdet.registry import MODELS
@@ -106,7 +108,8 @@ def export(model: nn.Module, path: str, shape: tuple[int, int] = (224, 224), ops
         program = torch.onnx.export(
             model, (example,), input_names=['input'], output_names=names, opset_version=opset,
             dynamic_shapes={'x': {0: batch, 2: height, 3: width}}, dynamo=True, verbose=False)
-    program.save(path)
+    with atomic_output(path) as tmp_path:  # a failed export never leaves a truncated .onnx behind
+        program.save(tmp_path)
     return names
 
 
@@ -133,6 +136,7 @@ def verify(model: nn.Module, path: str, shapes: list[tuple[int, int]], batch: in
     return worst
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('model', help='backbone name (pvt_small, pvt_v2_b2, pvt_v2_b2_li, cvt_13, ...) or config')
@@ -144,20 +148,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--verify', action='store_true',
                         help='compare onnxruntime with PyTorch at the example size and at a second size')
     args = parser.parse_args(argv)
-    try:
-        model = build_backbone(args.model, args.checkpoint)
-        names = export(model, args.out, tuple(args.shape), args.opset)
-    except (ExportError, ValueError, FileNotFoundError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+    model = build_backbone(args.model, args.checkpoint)
+    names = export(model, args.out, tuple(args.shape), args.opset)
     print(f'wrote {args.out}: input (N, 3, H, W) -> {", ".join(names)}')
     if args.verify:
         h, w = args.shape
         diff = verify(model, args.out, [(h, w), (h + 32 * max(1, h // 224), w - 32 * max(1, w // 224))])
         print(f'onnxruntime vs PyTorch at two sizes: max relative difference {diff:.1e}')
         if diff > 1e-3:
-            print('error: the exported graph does not match PyTorch', file=sys.stderr)
-            return 1
+            raise ToolError(f'the exported graph does not match PyTorch (max relative difference {diff:.1e}); '
+                            f'{args.out} is kept for inspection')
     return 0
 
 

@@ -28,6 +28,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from pvt_det.cli import ToolError, cli_main  # noqa: E402
+
 DET_SHAPE = (800, 1280)
 SEG_SHAPE = (512, 512)
 COMMAND = 'python tools/gen_model_zoo.py'
@@ -206,13 +208,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     paths = [Path(p).resolve() for p in args.configs] if args.configs else leaf_configs()
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
-        print(f'gen_model_zoo: error: config not found: {", ".join(missing)}', file=sys.stderr)
-        return 1
+        raise ToolError(f'config not found: {", ".join(missing)}')
     get_flops = load_get_flops()
     get_flops_source = (REPO / 'tools' / 'get_flops.py').read_text()
     cache_path = Path(args.cache)

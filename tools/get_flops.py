@@ -22,6 +22,8 @@ from torch import nn
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from pvt_det.cli import ToolError, cli_main  # noqa: E402
+
 
 def sdpa_flop_jit(inputs: list[Any], outputs: list[Any]) -> int:
     """``scaled_dot_product_attention(q, k, v)``: q @ k^T plus attn @ v, in multiply-adds."""
@@ -95,7 +97,6 @@ def build_from_config(path: str) -> nn.Module:
 
 def build_model(name_or_config: str, shape: tuple[int, int], backbone_only: bool) -> tuple[nn.Module, str]:
     """The module to analyze and a description of it."""
-    import pvt_det  # noqa: F401  (registers our backbones)
     from pvt_det.models import build_classifier
     from pvt_det.models.classifiers import classifier_names
     if name_or_config in classifier_names():
@@ -104,7 +105,7 @@ def build_model(name_or_config: str, shape: tuple[int, int], backbone_only: bool
             return model.backbone.eval(), f'{name_or_config} backbone'
         return model.eval(), f'{name_or_config} classifier'
     if not osp.isfile(name_or_config):
-        raise FileNotFoundError(f'{name_or_config!r} is neither a config file nor a model name; names: '
+        raise ToolError(f'{name_or_config!r} is neither a config file nor a model name; names: '
                                 f'{", ".join(classifier_names())}')
     model = build_from_config(name_or_config).eval()
     if backbone_only:
@@ -112,6 +113,7 @@ def build_model(name_or_config: str, shape: tuple[int, int], backbone_only: bool
     return TensorForward(model, shape), name_or_config
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('config', help='config file, or a model name such as pvt_small, pvt_v2_b2, cvt_13')
@@ -120,12 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--backbone-only', action='store_true', help='count the backbone alone')
     args = parser.parse_args(argv)
     shape = tuple(args.shape or ((800, 1216) if osp.isfile(args.config) else (224, 224)))
-    try:
-        model, what = build_model(args.config, shape, args.backbone_only)
-        flops, params = count_flops(model, (3, *shape))
-    except (FileNotFoundError, ValueError, KeyError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+    model, what = build_model(args.config, shape, args.backbone_only)
+    flops, params = count_flops(model, (3, *shape))
     print(f'{what} at {shape[0]}x{shape[1]}: {params / 1e6:.2f} M parameters, {flops / 1e9:.2f} GFLOPs '
           '(multiply-adds, attention matmuls included)')
     return 0

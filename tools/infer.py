@@ -6,8 +6,10 @@ Writes DIR/<image>_pred.jpg (drawn) and DIR/<image>_pred.json (boxes, scores, cl
 as COCO RLE; for segmentation, the classes present and DIR/<image>_pred.png, the label map).
 """
 import argparse
+import sys
 
 from pvt_det import tools_common  # imports pvt_det first: compat fixes, backbones
+from pvt_det.cli import cli_main
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -24,8 +26,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main() -> None:
-    args = parse_args()
+@cli_main
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     paths = tools_common.infer(args.image, args.config, args.checkpoint, args.out_dir,
                                device=args.device, score_thr=args.score_thr,
                                cfg_options=args.cfg_options)
@@ -34,4 +37,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    tools_common.run_cli(main)
+    sys.exit(main())

@@ -13,19 +13,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from pvt_det.cli import ToolError, cli_main  # noqa: E402
+
 
 def resolved_config_text(path: str, cfg_options: dict | None = None) -> str:
     """The merged config as Python source (mmengine's ``Config.pretty_text``)."""
-    import pvt_det  # noqa: F401  (compat fixes, e.g. for `_base_ = 'mmdet::...'`; registers backbones)
-    from mmengine.config import Config
+    from mmengine.config import Config  # pvt_det, imported above, makes `_base_ = 'mmdet::...'` work
     if not Path(path).is_file():
-        raise FileNotFoundError(f'config file not found: {path}')
+        raise ToolError(f'config file not found: {path}')
     cfg = Config.fromfile(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     return cfg.pretty_text
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     from mmengine.config import DictAction
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
@@ -33,11 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
                         help='override config values before printing')
     args = parser.parse_args(argv)
-    try:
-        print(resolved_config_text(args.config, args.cfg_options))
-    except (FileNotFoundError, SyntaxError, KeyError, ValueError) as error:
-        print(f'print_config: error: {error}', file=sys.stderr)
-        return 1
+    print(resolved_config_text(args.config, args.cfg_options))
     return 0
 
 

@@ -6,8 +6,10 @@
 Prints one ``name: value`` line per metric at the end (e.g. ``bbox_mAP: 0.4040``).
 """
 import argparse
+import sys
 
 from pvt_det import tools_common  # imports pvt_det first: compat fixes, backbones
+from pvt_det.cli import cli_main
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -26,9 +28,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def main() -> None:
-    tools_common.test(parse_args())
+@cli_main
+def main(argv: list[str] | None = None) -> None:
+    tools_common.test(parse_args(argv))
 
 
 if __name__ == '__main__':
-    tools_common.run_cli(main)
+    sys.exit(main())

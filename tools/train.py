@@ -4,8 +4,10 @@
         [--auto-scale-lr] [--resume [CHECKPOINT]] [--cfg-options KEY=VALUE ...]
 """
 import argparse
+import sys
 
 from pvt_det import tools_common  # imports pvt_det first: compat fixes, backbones
+from pvt_det.cli import cli_main
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -24,9 +26,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def main() -> None:
-    tools_common.train(parse_args())
+@cli_main
+def main(argv: list[str] | None = None) -> None:
+    tools_common.train(parse_args(argv))
 
 
 if __name__ == '__main__':
-    tools_common.run_cli(main)
+    sys.exit(main())

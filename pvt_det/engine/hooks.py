@@ -5,7 +5,6 @@ import glob
 import math
 import os
 import os.path as osp
-import tempfile
 from typing import Any, Optional
 
 import torch
@@ -15,44 +14,21 @@ from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
 from mmengine.registry import HOOKS
 
+from ..fileio import TMP_PREFIX, atomic_write_text, fsync_file
 from .rng import capture_rng_state
-
-# Checkpoints are first written under this prefix, then renamed: a rename within one directory is
-# atomic, so a kill leaves either the previous file or the complete new one, never half of it.
-TMP_PREFIX = '.tmp-'
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old or the new content, never a mix."""
-    directory = osp.dirname(osp.abspath(path))
-    fd, tmp_path = tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
-    try:
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp_path, 0o644)
-        os.replace(tmp_path, path)
-    except BaseException:
-        if osp.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
-
-
-def _fsync_file(path: str) -> None:
-    with open(path, 'rb') as f:
-        os.fsync(f.fileno())
 
 
 @HOOKS.register_module()
 class SafeCheckpointHook(CheckpointHook):
-    """mmengine's ``CheckpointHook`` with four changes, all about not losing work:
+    """mmengine's ``CheckpointHook`` with five changes, all about not losing work:
 
     * the checkpoint is written to ``.tmp-<name>`` and renamed into place, and
       ``last_checkpoint`` is replaced atomically, so a kill while saving leaves the previous
       checkpoint and pointer valid;
     * with ``max_keep_ckpts``, the oldest checkpoint is deleted *after* the new one is complete
       (mmengine deletes it before saving, so a kill while saving can leave nothing to resume from);
+    * likewise with ``save_best``: the new best checkpoint is written atomically and only then is the
+      previous best deleted (mmengine deletes it first);
     * the random state of every rank goes into the checkpoint, so that a ``Resumable*TrainLoop``
       continues with exactly the random numbers an uninterrupted run would have drawn;
     * weights containing NaN/Inf are never saved (:class:`NonFiniteWeightsError`).
@@ -97,7 +73,7 @@ class SafeCheckpointHook(CheckpointHook):
         if not is_main_process():  # only rank 0 writes files
             return
         tmp_path = self.file_backend.join_path(self.out_dir, tmp_filename)
-        _fsync_file(tmp_path)
+        fsync_file(tmp_path)
         os.replace(tmp_path, self.last_ckpt)
         atomic_write_text(osp.join(runner.work_dir, 'last_checkpoint'), self.last_ckpt)
         if outdated_step is not None:
@@ -105,6 +81,32 @@ class SafeCheckpointHook(CheckpointHook):
                                                    self.filename_tmpl.format(outdated_step))
             if osp.isfile(outdated):
                 os.remove(outdated)
+
+    def _save_best_checkpoint(self, runner, metrics) -> None:
+        if not (self.save_best and isinstance(self.file_backend, LocalBackend)):
+            return super()._save_best_checkpoint(runner, metrics)
+        # mmengine's method removes the previous best, then saves the new one: run it with the removal
+        # deferred and the save made atomic, then remove what it wanted removed.
+        superseded: list[str] = []
+        plain_save = runner.save_checkpoint
+
+        def save_atomically(out_dir: str, filename: str, *args, **kwargs) -> None:
+            plain_save(out_dir, TMP_PREFIX + filename, *args, **kwargs)
+            if is_main_process():
+                tmp_path = osp.join(out_dir, TMP_PREFIX + filename)
+                fsync_file(tmp_path)
+                os.replace(tmp_path, osp.join(out_dir, filename))
+
+        self.file_backend.remove = superseded.append  # instance attributes shadow the methods...
+        runner.save_checkpoint = save_atomically
+        try:
+            super()._save_best_checkpoint(runner, metrics)
+        finally:
+            del self.file_backend.remove, runner.save_checkpoint  # ...until deleted
+        current = {getattr(self, 'best_ckpt_path', None), *getattr(self, 'best_ckpt_path_dict', {}).values()}
+        for path in superseded:
+            if path not in current and osp.isfile(path):
+                os.remove(path)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         # A finite loss does not guarantee finite weights (e.g. a NaN gradient of a weight that only

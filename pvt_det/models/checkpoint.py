@@ -24,6 +24,8 @@ import torch
 from mmengine.logging import print_log
 from torch import nn
 
+from ..fileio import atomic_output
+
 StateDict = dict[str, torch.Tensor]
 
 __all__ = [
@@ -319,13 +321,14 @@ def convert_checkpoint_file(src: str | os.PathLike,
 
 
 def _save_state_dict(state_dict: StateDict, dst: Path, meta: dict[str, str]) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
+    """Write atomically: a kill mid-write leaves no partial ``dst`` (nor touches an existing one)."""
     tensors = {key: value.contiguous() for key, value in state_dict.items()}
-    if dst.suffix == '.safetensors':
-        from safetensors.torch import save_file
-        save_file(tensors, str(dst), metadata=meta)
-    else:
-        torch.save({'state_dict': tensors, 'meta': meta}, dst)
+    with atomic_output(dst) as tmp_path:
+        if dst.suffix == '.safetensors':
+            from safetensors.torch import save_file
+            save_file(tensors, tmp_path, metadata=meta)
+        else:
+            torch.save({'state_dict': tensors, 'meta': meta}, tmp_path)
 
 
 def _check_fits(module: nn.Module, state_dict: StateDict, source: str, layout: Layout) -> None:
