@@ -148,8 +148,8 @@ def test_inference_in_row_bands_equals_the_plain_forward(cls, extra, band_bytes,
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
 
 
-def test_row_bands_are_never_used_when_autograd_records(monkeypatch):
-    """Training, or an eval-mode forward with gradients (e.g. saliency), needs the plain graph."""
+def test_row_bands_are_never_used_when_autograd_records_or_autocast(monkeypatch):
+    """Training, or an eval-mode forward with gradients (e.g. saliency), needs the plain graph; so does autocast."""
     monkeypatch.setattr(Mlp, 'band_bytes', 33 * 128 * 4)
     calls = []
     original = Mlp._forward_in_bands
@@ -158,6 +158,8 @@ def test_row_bands_are_never_used_when_autograd_records(monkeypatch):
     x = torch.randn(1, 3, 100, 132)
     sum(o.sum() for o in model(x)).backward()
     assert calls == [] and all(p.grad is not None for p in model.parameters())
+    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
+        assert model(x)[0].dtype == torch.bfloat16 and calls == []  # autocast: the plain path, in bf16
     with torch.no_grad():
         model(x)
     assert calls  # the same forward without autograd does use them

@@ -160,7 +160,8 @@ class Mlp(nn.Module):
     def forward(self, x: torch.Tensor, height: int, width: int) -> torch.Tensor:
         band_rows = self.band_bytes // (width * self.fc1.out_features * x.element_size())
         builds_graph = torch.is_grad_enabled() and (x.requires_grad or self.fc1.weight.requires_grad)
-        inference = not (self.training or builds_graph or _tracing())
+        # Under autocast the plain path's linears run in low precision; the banded path's out= products would not.
+        inference = not (self.training or builds_graph or _tracing() or torch.is_autocast_enabled(x.device.type))
         is_image = x.shape[1] == height * width  # not e.g. CvT's stage 3 with its cls token
         if inference and is_image and 0 < band_rows * self.min_bands <= height:
             return self._forward_in_bands(x, height, width, band_rows)
