@@ -106,7 +106,7 @@ def build_model(name_or_config: str, shape: tuple[int, int], backbone_only: bool
         return model.eval(), f'{name_or_config} classifier'
     if not osp.isfile(name_or_config):
         raise ToolError(f'{name_or_config!r} is neither a config file nor a model name; names: '
-                                f'{", ".join(classifier_names())}')
+                        f'{", ".join(classifier_names())}')
     model = build_from_config(name_or_config).eval()
     if backbone_only:
         return model.backbone, f'backbone of {name_or_config}'

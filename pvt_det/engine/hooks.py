@@ -1,11 +1,12 @@
 """Hooks that keep a training run from losing work or silently going wrong."""
 from __future__ import annotations
 
+import functools
 import glob
 import math
 import os
 import os.path as osp
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 from mmengine.dist import all_gather_object, get_rank, get_world_size, is_main_process
@@ -16,6 +17,16 @@ from mmengine.registry import HOOKS
 
 from ..fileio import TMP_PREFIX, atomic_write_text, fsync_file
 from .rng import capture_rng_state
+
+
+def _save_then_rename(save: Callable[..., None], out_dir: str, filename: str, *args, **kwargs) -> None:
+    """``save(out_dir, TMP_PREFIX + filename, ...)`` (e.g. ``runner.save_checkpoint``), then, on the rank that
+    writes files, flush it to disk and rename it to ``filename``: a kill in between leaves the old file."""
+    save(out_dir, TMP_PREFIX + filename, *args, **kwargs)
+    if is_main_process():
+        tmp_path = osp.join(out_dir, TMP_PREFIX + filename)
+        fsync_file(tmp_path)
+        os.replace(tmp_path, osp.join(out_dir, filename))
 
 
 @HOOKS.register_module()
@@ -65,16 +76,11 @@ class SafeCheckpointHook(CheckpointHook):
         ckpt_filename = self.filename_tmpl.format(step)
         self.last_ckpt = self.file_backend.join_path(self.out_dir, ckpt_filename)
         runner.message_hub.update_info('last_ckpt', self.last_ckpt)
-        tmp_filename = TMP_PREFIX + ckpt_filename
-        runner.save_checkpoint(self.out_dir, tmp_filename, self.file_client_args,
-                               save_optimizer=self.save_optimizer,
-                               save_param_scheduler=self.save_param_scheduler, meta=meta,
-                               by_epoch=self.by_epoch, backend_args=self.backend_args, **self.args)
+        _save_then_rename(runner.save_checkpoint, self.out_dir, ckpt_filename, self.file_client_args,
+                          save_optimizer=self.save_optimizer, save_param_scheduler=self.save_param_scheduler,
+                          meta=meta, by_epoch=self.by_epoch, backend_args=self.backend_args, **self.args)
         if not is_main_process():  # only rank 0 writes files
             return
-        tmp_path = self.file_backend.join_path(self.out_dir, tmp_filename)
-        fsync_file(tmp_path)
-        os.replace(tmp_path, self.last_ckpt)
         atomic_write_text(osp.join(runner.work_dir, 'last_checkpoint'), self.last_ckpt)
         if outdated_step is not None:
             outdated = self.file_backend.join_path(self.out_dir,
@@ -88,17 +94,8 @@ class SafeCheckpointHook(CheckpointHook):
         # mmengine's method removes the previous best, then saves the new one: run it with the removal
         # deferred and the save made atomic, then remove what it wanted removed.
         superseded: list[str] = []
-        plain_save = runner.save_checkpoint
-
-        def save_atomically(out_dir: str, filename: str, *args, **kwargs) -> None:
-            plain_save(out_dir, TMP_PREFIX + filename, *args, **kwargs)
-            if is_main_process():
-                tmp_path = osp.join(out_dir, TMP_PREFIX + filename)
-                fsync_file(tmp_path)
-                os.replace(tmp_path, osp.join(out_dir, filename))
-
         self.file_backend.remove = superseded.append  # instance attributes shadow the methods...
-        runner.save_checkpoint = save_atomically
+        runner.save_checkpoint = functools.partial(_save_then_rename, runner.save_checkpoint)
         try:
             super()._save_best_checkpoint(runner, metrics)
         finally:

@@ -183,12 +183,12 @@ class Mlp(nn.Module):
         next band rather than recomputed, so the FLOPs are exactly those of :meth:`forward`."""
         halo = 1 if self.dwconv is not None else 0
         out = x.new_empty(*x.shape[:2], self.fc2.out_features)
-        fc2_weight = self.fc2.weight.t()
+        fc1_weight, fc2_weight = self.fc1.weight.t(), self.fc2.weight.t()
         if halo:
             dw_weight = self.dwconv.weight.to(memory_format=torch.channels_last)
+        # hidden rows [first, last) live in `hidden`; two buffers alternate so carried rows never overlap.
+        buffers = [x.new_empty((band_rows + 2 * halo) * width, self.fc1.out_features) for _ in range(1 + halo)]
         for image in range(x.shape[0]):
-            # hidden rows [first, last) live in `hidden`; two buffers alternate so carried rows never overlap.
-            buffers = [x.new_empty((band_rows + 2 * halo) * width, self.fc1.out_features) for _ in range(1 + halo)]
             first = last = 0
             carried = None
             for top in range(0, height, band_rows):
@@ -200,8 +200,8 @@ class Mlp(nn.Module):
                     kept = (last - need_first) * width
                     hidden[:kept].copy_(carried[(need_first - first) * width:])
                 new_rows = hidden[kept:]
-                torch.addmm(self.fc1.bias, x[image, (need_first * width + kept):need_last * width],
-                            self.fc1.weight.t(), out=new_rows)
+                torch.addmm(self.fc1.bias, x[image, (need_first * width + kept):need_last * width], fc1_weight,
+                            out=new_rows)
                 if self.relu is not None:
                     self.relu(new_rows)
                 first, last, carried = need_first, need_last, hidden
