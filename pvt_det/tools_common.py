@@ -35,8 +35,17 @@ _LAYOUT_HINT = {
 
 
 # ----------------------------------------------------------------------------- CLI plumbing
-def add_common_args(parser: argparse.ArgumentParser) -> None:
-    """``--work-dir``, ``--cfg-options``, ``--launcher`` and ``--local_rank`` as mmdet's tools."""
+def parse_with_common_args(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse ``argv`` with mmdet's common flags added to ``parser`` (``--work-dir``, ``--cfg-options``,
+    ``--launcher``, ``--local_rank``); exports ``LOCAL_RANK`` for launchers that pass only the flag."""
+    _add_common_args(parser)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def _add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--work-dir', help='directory for logs, checkpoints and metrics '
                         '(default: work_dirs/<config name>)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
@@ -47,11 +56,6 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     # torch.distributed.launch passes --local-rank (torch>=2) or --local_rank (older).
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0,
                         help=argparse.SUPPRESS)
-
-
-def set_local_rank_env(args: argparse.Namespace) -> None:
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
 
 
 # ----------------------------------------------------------------------------- configs

@@ -90,3 +90,10 @@ def test_detector_benchmark_times_both_configs_in_worker_processes():
     rows = {(r['impl'], r['mode']): r for r in results['rows']}
     assert set(rows) == {(impl, mode) for impl in ('ours', 'mmdet') for mode in ('infer', 'train')}
     assert all(row['median_s'] > 0 for row in rows.values())
+
+
+@pytest.mark.parametrize('flag', ['--rounds', '--reps'])
+def test_benchmark_refuses_zero_rounds_or_reps(flag, capsys):
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(['backbone', flag, '0'])
+    assert f'argument {flag}: 0 is not a count: use 1 or more' in capsys.readouterr().err

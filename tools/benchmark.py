@@ -671,6 +671,13 @@ def print_detector(results: dict) -> None:
         print(f"| {row['mode']} | {row['impl']} | {fmt(row['median_s'])} | {ratio} |")
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'{value} is not a count: use 1 or more')
+    return value
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     sub = parser.add_subparsers(dest='command', required=True)
@@ -684,14 +691,14 @@ def parse_args(argv=None):
         p.add_argument('--json', help='also write the results here')
     for p in (bb, det):
         p.add_argument('--shape', type=int, nargs=2, default=[800, 1216], metavar=('H', 'W'))
-        p.add_argument('--reps', type=int, default=3,
+        p.add_argument('--reps', type=positive_int, default=3,
                        help='timed runs per implementation (per worker process with --isolate); median reported')
         p.add_argument('--warmup', type=int, default=1)
         p.add_argument('--mode', nargs='+', default=['infer', 'train'], choices=('infer', 'train'))
         p.add_argument('--isolate', action=argparse.BooleanOptionalAction, default=True,
                        help='time every implementation in processes of its own (default), --rounds of them '
                        'each, alternating; --no-isolate interleaves them in this process')
-        p.add_argument('--rounds', type=int, default=3, help='worker processes per implementation (--isolate)')
+        p.add_argument('--rounds', type=positive_int, default=3, help='worker processes per implementation (--isolate)')
         p.add_argument('--only', help=argparse.SUPPRESS)  # worker: the implementation to time
         p.add_argument('--worker-out', help=argparse.SUPPRESS)
         p.add_argument('--worker-matmul', action='store_true', help=argparse.SUPPRESS)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import json
 import os.path as osp
 import re
@@ -52,14 +51,6 @@ SOURCES = {
 }
 DETECTORS = {'RetinaNet': 'RetinaNet', 'MaskRCNN': 'Mask R-CNN', 'EncoderDecoder': 'Semantic FPN'}
 PAPER_RE = re.compile(r'^#.*(?:AP|mIoU)[^:\n]*:\s*(\d+\.\d)(?:\s*/\s*(\d+\.\d))?', re.MULTILINE)
-
-
-def load_get_flops():
-    """tools/get_flops.py as a module (tools/ is not a package)."""
-    spec = importlib.util.spec_from_file_location('get_flops', REPO / 'tools' / 'get_flops.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def leaf_configs(config_dir: Path = REPO / 'configs') -> list[Path]:
@@ -111,13 +102,14 @@ def describe(path: Path) -> dict[str, Any]:
                 task='seg' if model.type == 'EncoderDecoder' else 'det')
 
 
-def measure(path: Path, shape: tuple[int, int], get_flops) -> dict[str, float]:
+def measure(path: Path, shape: tuple[int, int]) -> dict[str, float]:
     """Parameters (M) and FLOPs (G multiply-adds) of the whole model on one image of ``shape``."""
     import torch
+    from get_flops import build_model, count_flops  # a sibling in tools/, as benchmark.py imports it
     torch.manual_seed(0)  # Mask R-CNN's RoI-head FLOPs depend on how many proposals survive NMS
     start = time.time()
-    model, _ = get_flops.build_model(str(path), shape, backbone_only=False)
-    flops, params = get_flops.count_flops(model, (3, *shape))
+    model, _ = build_model(str(path), shape, backbone_only=False)
+    flops, params = count_flops(model, (3, *shape))
     return dict(params_m=params / 1e6, gflops=flops / 1e9, seconds=round(time.time() - start, 1))
 
 
@@ -215,7 +207,6 @@ def main(argv: list[str] | None = None) -> int:
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise ToolError(f'config not found: {", ".join(missing)}')
-    get_flops = load_get_flops()
     get_flops_source = (REPO / 'tools' / 'get_flops.py').read_text()
     cache_path = Path(args.cache)
     cache = {} if args.no_cache or not cache_path.is_file() else json.loads(cache_path.read_text())
@@ -224,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         row = describe(path)
         key = cache_key(path, row['shape'], get_flops_source)
         if cache.get(row['config'], {}).get('key') != key:
-            cache[row['config']] = dict(key=key, **measure(path, tuple(row['shape']), get_flops))
+            cache[row['config']] = dict(key=key, **measure(path, tuple(row['shape'])))
             cache_path.parent.mkdir(parents=True, exist_ok=True)
             cache_path.write_text(json.dumps(cache, indent=1))
         row.update({k: v for k, v in cache[row['config']].items() if k != 'key'})

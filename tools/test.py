@@ -22,10 +22,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'relative to <work_dir>/<timestamp>/)')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation (flip for '
                         "detection, the config's multi-scale + flip for segmentation)")
-    tools_common.add_common_args(parser)
-    args = parser.parse_args(argv)
-    tools_common.set_local_rank_env(args)
-    return args
+    return tools_common.parse_with_common_args(parser, argv)
 
 
 @cli_main

@@ -20,10 +20,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--resume', nargs='?', type=str, const='auto', metavar='CHECKPOINT',
                         help='resume from CHECKPOINT, or without a value from the latest '
                         'checkpoint in the work dir')
-    tools_common.add_common_args(parser)
-    args = parser.parse_args(argv)
-    tools_common.set_local_rank_env(args)
-    return args
+    return tools_common.parse_with_common_args(parser, argv)
 
 
 @cli_main
