@@ -1,4 +1,5 @@
-"""Fixes that make mmengine 0.10 / mmdet 3.3 / mmseg 1.2 work on torch >= 2.6 and numpy 2.
+"""Fixes that make mmengine 0.10 / mmdet 3.3 / mmseg 1.2 work on torch >= 2.6 and numpy 2, and the
+``pvt_det::`` prefix that lets other projects' configs inherit pvt_det's.
 
 Each fix is narrow, applied once at ``import pvt_det`` and never edits site-packages.
 """
@@ -118,6 +119,42 @@ def package_lookup_without_pkg_resources() -> None:
         module.get_installed_path = _get_installed_path
 
 
+# What a config names before ``::`` to inherit a shipped config: ``_base_ = 'pvt_det::configs/<file>.py'``.
+PACKAGE = 'pvt_det'
+
+
+def _package_scope_to_default_scope(original: Any) -> Any:
+    def _dict_to_config_dict(cfg: Any, scope: str | None = None, has_scope: bool = True) -> Any:
+        if scope == PACKAGE and isinstance(cfg, dict):
+            # The whole base config: its objects belong to the library its default_scope names.
+            scope = cfg.get('default_scope')
+        return original(cfg, scope, has_scope)
+
+    _dict_to_config_dict.pvt_det_patched = True  # type: ignore[attr-defined]
+    return _dict_to_config_dict
+
+
+def configs_inheritable_from_the_package() -> None:
+    """Let a config anywhere inherit an installed pvt_det's configs: ``_base_ = 'pvt_det::configs/<file>.py'``.
+
+    mmengine resolves ``<package>::<path>`` only for the packages of its ``MODULE2PACKAGE`` table, to
+    ``<installed package>/.mim/configs/<path>`` (where setup.py puts the repository's ``configs/`` tree, under
+    ``configs/``). It gives the inherited objects the registry scope ``<package>``; pvt_det has no registry of
+    its own (its backbones are registered in mmdet's and mmseg's), so a ``pvt_det::`` base takes the scope its
+    own ``default_scope`` names, ``mmdet`` or ``mmseg``: the same as inheriting mmdet's or mmseg's config.
+
+    mmengine reads ``_base_`` before a config's ``custom_imports`` run, so ``pvt_det`` must be imported first:
+    its tools do that (``pvt-det-train``, ``tools/*.py``, ``mim train pvt_det``).
+    """
+    from mmengine.config import Config
+    from mmengine.config import utils as config_utils
+
+    config_utils.MODULE2PACKAGE.setdefault(PACKAGE, PACKAGE)
+    original = Config._dict_to_config_dict
+    if not getattr(original, 'pvt_det_patched', False):
+        Config._dict_to_config_dict = staticmethod(_package_scope_to_default_scope(original))
+
+
 def apply() -> None:
     global _APPLIED
     if _APPLIED:
@@ -125,4 +162,5 @@ def apply() -> None:
     allow_mmengine_checkpoints()
     init_dist_pytorch_without_cuda()
     package_lookup_without_pkg_resources()
+    configs_inheritable_from_the_package()
     _APPLIED = True

@@ -1,7 +1,9 @@
 """Config fragments shared by the test files that train on generated data."""
 
 # Fixed 64x64 inputs for Semantic FPN on generated ADE20K-layout data: no random resize/crop,
-# so a few iterations on the same images must lower the loss.
+# so a few iterations on the same images must lower the loss. A config training with them pads its
+# batches to 64 px the mmseg way (SEG_64PX_PREPROCESSOR), not to the base's 512 px crop.
+SEG_64PX_PREPROCESSOR = 'data_preprocessor = dict(size=(64, 64))\n'
 SEG_64PX_PIPELINES = '''\
 train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -19,10 +21,14 @@ test_pipeline = [
 
 
 def load_tool(name: str):
-    """``tools/<name>.py`` as a module (tools/ is not a package; tools import their siblings)."""
+    """The code of ``tools/<name>.py``: the ``pvt_det.tools.<name>`` module its shim runs, or, for the
+    repository-only tools (tools/ is not a package; they import their siblings), the script itself."""
+    import importlib
     import importlib.util
     import sys
     from pathlib import Path
+    if importlib.util.find_spec(f'pvt_det.tools.{name}') is not None:
+        return importlib.import_module(f'pvt_det.tools.{name}')
     tools_dir = Path(__file__).resolve().parents[1] / 'tools'
     if str(tools_dir) not in sys.path:
         sys.path.insert(0, str(tools_dir))

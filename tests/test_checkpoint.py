@@ -234,3 +234,42 @@ def test_downloads_of_same_named_files_do_not_share_a_cache_entry(monkeypatch, t
     assert [path.read_text() for path in paths] == urls
     github = resolve_checkpoint('https://github.com/whai362/PVT/releases/download/v2/pvt_small.pth')
     assert github.name == 'pvt_small.pth'  # the name torch.hub / mmengine caches use: an existing download is reused
+
+
+# ------------------------------------------------------------------------ loading into a whole model
+class TinyDetector(torch.nn.Module):
+    def __init__(self, backbone: torch.nn.Module) -> None:
+        super().__init__()
+        self.backbone, self.neck = backbone, torch.nn.Linear(2, 2)
+
+
+def test_backbone_converts_its_keys_when_a_whole_model_is_loaded():
+    """model.load_state_dict with the backbone part in the official detection layout (v1: pos_embed4 with the unused
+    cls row, no cls token): converted in the model, neck untouched, ours passes as it is."""
+    source = TinyDetector(random_backbone(PVT, pretrain_img_size=64))
+    ours = source.state_dict()
+    official = {}
+    for key, value in ours.items():
+        stage = key.split('.')[2] if key.startswith('backbone.stages.') else None
+        if stage is None:
+            official[key] = value
+            continue
+        rest = key.split('.', 3)[3]
+        s = int(stage) + 1
+        if rest == 'pos_embed':
+            official[f'backbone.pos_embed{s}'] = torch.cat([torch.ones(1, 1, value.shape[2]), value], 1) \
+                if s == 4 else value
+        else:
+            kind, tail = rest.split('.', 1)
+            official[f'backbone.{dict(patch_embed="patch_embed", blocks="block")[kind]}{s}.{tail}'] = value
+    target = TinyDetector(PVT(TINY, pretrain_img_size=64))
+    assert not target.load_state_dict(official, strict=True).missing_keys
+    assert all(torch.equal(target.state_dict()[k], v) for k, v in ours.items())
+    # another pretrain_img_size: one clear error (torch raises it even with strict=False, as for a shape)
+    with pytest.raises(RuntimeError, match=r'backbone\.: .*stage 0 position embedding has 256 tokens.*'
+                                           r'pretrain_img_size=64'):
+        TinyDetector(PVT(TINY, pretrain_img_size=96)).load_state_dict(official, strict=False)
+    # keys in no layout of ours keep torch's meaning: unexpected (and ours missing)
+    result = TinyDetector(PVT(TINY)).load_state_dict({'backbone.conv1.weight': torch.zeros(1)}, strict=False)
+    assert result.unexpected_keys == ['backbone.conv1.weight'] and 'backbone.stages.0.pos_embed' in \
+        result.missing_keys

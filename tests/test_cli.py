@@ -12,7 +12,7 @@ import torch
 from pvt_det.cli import ToolError, cli_main
 from pvt_det.fileio import TMP_PREFIX, atomic_output
 from pvt_det.models.backbones.pvt import PVTv2
-from pvt_det.models.checkpoint import convert_checkpoint_file
+from pvt_det.models.conversion import convert_checkpoint_file
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,7 @@ from transformers import CvtConfig, CvtForImageClassification, CvtModel
 
 from pvt_det.models import CheckpointError, build_classifier, load_pretrained
 from pvt_det.models.backbones.cvt import CvT, QuickGELU
-from pvt_det.models.checkpoint import convert_checkpoint_file
+from pvt_det.models.conversion import convert_checkpoint_file
 from pvt_det.models.classifiers import CvTClassifier
 
 TINY = dict(embed_dims=[16, 32, 48], num_heads=[1, 2, 3], depths=[1, 2, 3])

@@ -10,9 +10,9 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from pvt_det import tools_common
+from pvt_det.tools.train import train as run_train
 from pvt_det.datasets.synthetic import SHAPE_CLASSES, make_ade20k_dataset, make_coco_dataset
-from helpers import load_tool, SEG_64PX_PIPELINES
+from helpers import load_tool, SEG_64PX_PIPELINES, SEG_64PX_PREPROCESSOR
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = REPO_ROOT / 'configs'
@@ -87,13 +87,13 @@ randomness = dict(seed=0)
 SEG_CONFIG = '''\
 _base_ = {base!r}
 data_root = {data_root!r}
-''' + SEG_64PX_PIPELINES + '''\
+''' + SEG_64PX_PREPROCESSOR + SEG_64PX_PIPELINES + '''\
 train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
                         dataset=dict(data_root=data_root, pipeline=train_pipeline))
 val_dataloader = dict(num_workers=0, persistent_workers=False,
                       dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
-model = dict(backbone=dict(init_cfg=None))
+model = dict(data_preprocessor=data_preprocessor, backbone=dict(init_cfg=None))
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
 train_cfg = dict(max_iters={iters}, val_interval={iters})
 default_hooks = dict(checkpoint=dict(interval={iters}), logger=dict(interval=1))
@@ -114,7 +114,7 @@ def _train(tmp_path: Path, config_text: str) -> tuple[list[float], dict]:
     config.write_text(config_text + f'visualizer = dict(name={"vis_" + tmp_path.name!r})\n')
     work_dir = tmp_path / 'work'
     args = _train_tool().parse_args([str(config), '--work-dir', str(work_dir)])
-    metrics = tools_common.train(args)
+    metrics = run_train(args)
     scalars = next(work_dir.glob('*/vis_data/scalars.json')).read_text().splitlines()
     losses = [json.loads(line)['loss'] for line in scalars if '"loss"' in line]
     assert len(losses) == ITERS and all(np.isfinite(losses)), losses

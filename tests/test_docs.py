@@ -44,7 +44,7 @@ def test_shell_commands_use_existing_tools_and_configs():
 
 def test_shell_commands_use_existing_flags():
     """Every --flag given to a tool is defined by that tool's parser (or the shared CLI helpers)."""
-    shared = (REPO / 'pvt_det' / 'tools_common.py').read_text()
+    shared = (REPO / 'pvt_det' / 'tools' / 'args.py').read_text()
     wrappers = {'dist_train.sh': 'train.py', 'dist_test.sh': 'test.py', 'slurm_train.sh': 'train.py'}
     checked = 0
     for doc, command in shell_commands():
@@ -53,7 +53,10 @@ def test_shell_commands_use_existing_flags():
             tool = next(iter(re.findall(r'tools/([\w.-]+\.(?:py|sh))', part)), None)
             if tool is None:
                 continue
-            source = (REPO / 'tools' / wrappers.get(tool, tool)).read_text() + shared
+            script = wrappers.get(tool, tool)
+            module = REPO / 'pvt_det' / 'tools' / script  # the shim's code
+            source = (REPO / 'tools' / script).read_text() + shared + \
+                (module.read_text() if module.is_file() else '')
             for flag in re.findall(r'(?:^|\s)(--[\w-]+)', part):
                 checked += 1
                 assert f"'{flag}'" in source, f'{doc}: {flag} is not an option of tools/{tool}'
@@ -162,8 +165,8 @@ def test_model_zoo_covers_every_config_and_matches_them():
             [info['backbone'], info['detector'], info['schedule'], info['paper'], info['source'],
              info['checkpoint']], path.name
         assert float(params) > 0 and float(flops) > 0
-    # Measured numbers: re-count the parameters of one config with tools/get_flops.py.
-    get_flops = load_tool('get_flops')
+    # Measured numbers: re-count the parameters of one config with tools/get_flops.py's functions.
+    from pvt_det.benchmark import flops as get_flops
     from mmengine.analysis import parameter_count
     model, _ = get_flops.build_model(str(REPO / 'configs' / 'retinanet_pvt_v2_b0_fpn.py'),
                                      (800, 1280), backbone_only=False)
@@ -188,9 +191,10 @@ def _coco_layout(root: Path, classes: tuple[str, ...]) -> None:
 def test_own_dataset_example_config_reads_its_layout(tmp_path):
     """configs/examples/retinanet_pvt_v2_b0_my_coco.py as get_started.md describes it."""
     from mmdet.registry import DATASETS, MODELS
-    from pvt_det import tools_common
-    cfg = tools_common.load_config(REPO / 'configs' / 'examples' / 'retinanet_pvt_v2_b0_my_coco.py')
-    tools_common.register_scope(cfg)
+    from pvt_det.tools.configs import load_config, register_scope
+    from pvt_det.tools.preflight import check_dataset_paths
+    cfg = load_config(REPO / 'configs' / 'examples' / 'retinanet_pvt_v2_b0_my_coco.py')
+    register_scope(cfg)
     classes = tuple(cfg.metainfo['classes'])
     assert cfg.model.bbox_head.num_classes == len(classes)
     root = tmp_path / 'my_dataset'
@@ -198,7 +202,7 @@ def test_own_dataset_example_config_reads_its_layout(tmp_path):
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].dataset.data_root = f'{root}/'
     cfg.val_evaluator.ann_file = f'{root}/annotations/val.json'
-    tools_common.check_dataset_paths(cfg, ('train_dataloader', 'val_dataloader'))
+    check_dataset_paths(cfg, ('train_dataloader', 'val_dataloader'))
     dataset = DATASETS.build(cfg.val_dataloader.dataset)
     assert dataset.metainfo['classes'] == classes and len(dataset) == 2
     assert Path(dataset[0]['data_samples'].img_path).parent == root / 'images' / 'val'
@@ -221,3 +225,53 @@ def test_mmdet_scoped_example_config_builds():
     model = MODELS.build(cfg.model)
     assert type(model.backbone).__name__ == 'PVTv2' and model.backbone.arch_name == 'b2'
     assert round(sum(p.numel() for p in model.parameters()) / 1e6, 2) == 42.37  # swap_resnet.md
+
+
+def _swap_snippet_config(snippet: str, path: Path):
+    """A README/swap_resnet.md snippet as the config file it is, next to configs/retinanet_r50_fpn.py."""
+    import pvt_det  # noqa: F401  (registers the backbones that custom_imports names)
+    from mmengine.config import Config
+    assert "_base_ = './retinanet_r50_fpn.py'" in snippet, snippet
+    path.write_text(snippet.replace("'./retinanet_r50_fpn.py'",
+                                    repr(str(REPO / 'configs' / 'retinanet_r50_fpn.py'))))
+    return Config.fromfile(str(path))
+
+
+def test_readme_swap_snippet_builds_the_swap_guides_model(tmp_path):
+    """README's "one config" promise: its snippet gives the same model as docs/swap_resnet.md's,
+    pretrained backbone included (a backbone dict without init_cfg trains from scratch)."""
+    import torch
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+    readme = next(b for b in fenced_blocks(REPO / 'README.md', {'python'}) if '_delete_=True' in b)
+    guide = next(b for b in fenced_blocks(REPO / 'docs' / 'swap_resnet.md', {'python'})
+                 if "_base_ = './retinanet_r50_fpn.py'" in b)
+    configs = [_swap_snippet_config(snippet, tmp_path / f'{name}.py')
+               for name, snippet in (('readme', readme), ('guide', guide))]
+    assert configs[0].model.to_dict() == configs[1].model.to_dict()  # architecture, widths, init_cfg
+    backbone = configs[0].model.backbone
+    assert backbone.type in ('PVT', 'PVTv2') and 'depth' not in backbone  # ResNet's keys are gone
+    assert backbone.init_cfg['type'] == 'Pretrained' and backbone.init_cfg['checkpoint'].endswith('.pth')
+    init_default_scope('mmdet')
+    counts = []
+    for cfg in configs:
+        with torch.device('meta'):  # the architecture only; init_cfg is compared above
+            model = MODELS.build(cfg.model)
+        assert type(model.backbone).__name__ == backbone.type
+        counts.append(sum(p.numel() for p in model.parameters()))
+    assert counts[0] == counts[1] > 0
+
+
+def test_look_inside_pictures_are_written_by_the_commands_shown():
+    """Every picture docs/look_inside.md shows exists (under ~300 KB) and one of its commands writes it."""
+    page = (REPO / 'docs' / 'look_inside.md').read_text()
+    commands = [command for doc, command in shell_commands() if doc == 'look_inside.md']
+    pictures = re.findall(r'!\[[^\]]*\]\((images/[\w.-]+\.png)\)', page)
+    assert len(pictures) == 3, pictures
+    for picture in pictures:
+        path = REPO / 'docs' / picture
+        assert path.is_file() and path.stat().st_size < 320_000, picture
+        writes = f'--out docs/{picture}' if 'scaling' not in picture else '--out-dir docs/images'
+        assert any(writes in command for command in commands), picture
+    for tool in ('vis_features.py', 'analyze_logs.py', 'benchmark.py scaling'):
+        assert any(f'tools/{tool}' in command for command in commands), tool

@@ -50,3 +50,19 @@ def test_cli_rejects_an_unknown_model_in_one_line(tmp_path):
     assert result.returncode == 1
     assert 'pvt_huge' in result.stderr and 'pvt_v2_b2' in result.stderr
     assert 'Traceback' not in result.stderr
+
+
+def test_export_without_weights_is_refused_unless_random_weights_are_asked_for(tmp_path, capsys):
+    """An export of an untrained network is almost never meant: without --checkpoint the tool refuses,
+    naming the pretrained file the config points at (which the export does not load)."""
+    out = tmp_path / 'backbone.onnx'
+    config = osp.join(REPO, 'configs', 'retinanet_pvt_v2_b0_fpn.py')
+    assert export_onnx.main([config, str(out)]) == 1
+    message = capsys.readouterr().err.strip()
+    assert len(message.splitlines()) == 1 and 'random weights' in message and '--random-weights' in message
+    assert 'pvt_v2_b0.pth' in message and '--checkpoint' in message  # the config's init_cfg, named
+    assert export_onnx.main(['pvt_v2_b0', str(out)]) == 1
+    assert 'no --checkpoint' in capsys.readouterr().err and not out.exists()
+    # Asked for, random weights build (and the config's pretrained file is not fetched).
+    model = export_onnx.build_backbone(config, random_weights=True)
+    assert type(model).__name__ == 'PVTv2' and not model.training

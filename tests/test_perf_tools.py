@@ -1,5 +1,5 @@
-"""tools/get_flops.py and tools/benchmark.py: FLOP counts as the papers count them; the benchmark
-compares implementations holding the same weights."""
+"""tools/get_flops.py and tools/benchmark.py (pvt_det.benchmark): FLOP counts as the papers count them; the
+benchmark compares implementations holding the same weights."""
 import os.path as osp
 import os
 import subprocess
@@ -8,14 +8,12 @@ import sys
 import pytest
 import torch
 
+from pvt_det.benchmark import flops as get_flops
+from pvt_det.benchmark import measure, peers, runs
 from pvt_det.models.backbones import PVTv2
-from helpers import load_tool
+from pvt_det.tools import benchmark as benchmark_tool
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-
-
-get_flops = load_tool('get_flops')
-benchmark = load_tool('benchmark')
 
 
 @pytest.mark.parametrize('name, paper_gflops', [('pvt_small', 3.8), ('pvt_v2_b2', 4.0)])
@@ -51,9 +49,9 @@ def test_get_flops_cli_one_line_error_for_unknown_name():
 
 
 def test_benchmark_runs_ours_mmdet_and_hf_on_the_same_weights(tmp_path):
-    args = benchmark.parse_args(['backbone', '--arch', 'pvt_v2_b0', '--shape', '64', '96', '--reps', '1',
+    args = benchmark_tool.parse_args(['backbone', '--arch', 'pvt_v2_b0', '--shape', '64', '96', '--reps', '1',
                                  '--warmup', '0', '--rounds', '1', '--no-flops'])  # one worker process each
-    results = benchmark.run_backbone(args)
+    results = runs.run_backbone(args)
     pids = [pid for worker_pids in results['worker_pids'].values() for pid in worker_pids]
     assert sorted(results['worker_pids']) == ['hf', 'mmdet', 'ours'] and len(set(pids)) == 3
     assert os.getpid() not in pids  # timed in processes of their own
@@ -69,8 +67,8 @@ def test_benchmark_runs_ours_mmdet_and_hf_on_the_same_weights(tmp_path):
 
 
 def test_benchmark_v1_reference_weights_agree_at_a_non_224_size(tmp_path):
-    impls = benchmark.build_backbones('pvt_tiny', ['ours', 'mmdet', 'hf'], str(tmp_path), shape=(64, 96))
-    diffs = benchmark.output_differences(impls, torch.randn(1, 3, 64, 96))
+    impls = peers.build_backbones('pvt_tiny', ['ours', 'mmdet', 'hf'], str(tmp_path), shape=(64, 96))
+    diffs = peers.output_differences(impls, torch.randn(1, 3, 64, 96))
     assert set(diffs) == {'mmdet', 'hf'} and max(diffs.values()) < 1e-4
 
 
@@ -79,12 +77,12 @@ def test_peak_memory_counts_what_a_step_allocates():
         a = torch.ones(1024, 1024)  # 4 MiB
         b = a + 1  # 4 MiB more while a is alive
         del a, b
-    assert 7.9 < benchmark.peak_memory(step, 'cpu') < 8.5
+    assert 7.9 < measure.peak_memory(step, 'cpu') < 8.5
 
 
 def test_detector_benchmark_times_both_configs_in_worker_processes():
-    args = benchmark.parse_args(['detector', '--shape', '64', '64', '--reps', '1', '--warmup', '0', '--rounds', '1'])
-    results = benchmark.run_detector(args)
+    args = benchmark_tool.parse_args(['detector', '--shape', '64', '64', '--reps', '1', '--warmup', '0', '--rounds', '1'])
+    results = runs.run_detector(args)
     assert sorted(results['worker_pids']) == ['mmdet', 'ours']
     assert os.getpid() not in [pid for pids in results['worker_pids'].values() for pid in pids]
     rows = {(r['impl'], r['mode']): r for r in results['rows']}
@@ -95,5 +93,5 @@ def test_detector_benchmark_times_both_configs_in_worker_processes():
 @pytest.mark.parametrize('flag', ['--rounds', '--reps'])
 def test_benchmark_refuses_zero_rounds_or_reps(flag, capsys):
     with pytest.raises(SystemExit):
-        benchmark.parse_args(['backbone', flag, '0'])
+        benchmark_tool.parse_args(['backbone', flag, '0'])
     assert f'argument {flag}: 0 is not a count: use 1 or more' in capsys.readouterr().err

@@ -123,9 +123,9 @@ def test_prepare_training_config_swaps_in_safe_classes():
     prepare_training_config(cfg)
     assert cfg.default_hooks.checkpoint == dict(type='SafeCheckpointHook', interval=3)
     assert cfg.train_cfg.type == 'ResumableEpochBasedTrainLoop'
-    assert [h.type for h in cfg.custom_hooks] == ['FiniteLossHook']
+    assert [h.type for h in cfg.custom_hooks] == ['FiniteLossHook', 'CheckpointFitHook']
     prepare_training_config(cfg)  # idempotent
-    assert [h.type for h in cfg.custom_hooks] == ['FiniteLossHook']
+    assert [h.type for h in cfg.custom_hooks] == ['FiniteLossHook', 'CheckpointFitHook']
 
 
 # ------------------------------------------------------------------------------ atomic checkpoints
@@ -242,11 +242,11 @@ def test_resume_after_kill_repeats_uninterrupted_run(tmp_path, loop, kill_at):
 # ------------------------------------------------------------------------------ --amp on CPU
 @pytest.mark.skipif(torch.cuda.is_available(), reason='CPU mixed precision')
 def test_amp_on_cpu_trains_in_bfloat16(tmp_path):
-    from pvt_det import tools_common  # noqa: F401  (registers CPUAmpOptimWrapper)
+    from pvt_det.tools.configs import enable_amp
     from mmengine.config import Config
     cfg = Config(
         dict(optim_wrapper=dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=0.01))))
-    tools_common.enable_amp(cfg)  # what `tools/train.py --amp` does
+    enable_amp(cfg)  # what `tools/train.py --amp` does
     assert cfg.optim_wrapper.type == 'CPUAmpOptimWrapper' and cfg.optim_wrapper.dtype == 'bfloat16'
     model, losses = ToyModel(), RecordLoss()
     make_runner(tmp_path, model=model, max_epochs=8, hooks=[losses],

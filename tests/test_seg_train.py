@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from pvt_det.datasets.synthetic import make_ade20k_dataset
-from helpers import SEG_64PX_PIPELINES
+from helpers import SEG_64PX_PIPELINES, SEG_64PX_PREPROCESSOR
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TOOLS = REPO_ROOT / 'tools'
@@ -23,7 +23,7 @@ ITERS = 4
 USER_CONFIG = '''\
 _base_ = {base!r}
 data_root = {data_root!r}
-''' + SEG_64PX_PIPELINES + '''\
+''' + SEG_64PX_PREPROCESSOR + SEG_64PX_PIPELINES + '''\
 dataset = dict(data_root=data_root{own_classes})
 train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
                         dataset=dict(**dataset, pipeline=train_pipeline))
@@ -31,7 +31,7 @@ val_dataloader = dict(num_workers=0, persistent_workers=False,
                       dataset=dict(**dataset, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 # No ImageNet weights offline: train from scratch.
-model = dict(backbone=dict(init_cfg=None){num_classes})
+model = dict(data_preprocessor=data_preprocessor, backbone=dict(init_cfg=None){num_classes})
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
 train_cfg = dict(max_iters={iters}, val_interval={iters})
 default_hooks = dict(checkpoint=dict(interval={iters}), logger=dict(interval=1))

@@ -137,11 +137,11 @@ def _train_args(*argv: str):
 
 
 def test_train_flags_shape_the_config(tmp_path, coco):
-    from pvt_det import tools_common
+    from pvt_det.tools.train import prepare_train_config
     config = write_user_config(tmp_path / 'cfg.py', 'retinanet_pvt_tiny_fpn.py', coco)
     ckpt = tmp_path / 'some.pth'
     ckpt.write_bytes(b'')
-    cfg = tools_common.prepare_train_config(_train_args(
+    cfg = prepare_train_config(_train_args(
         str(config), '--work-dir', str(tmp_path / 'w'), '--amp', '--auto-scale-lr',
         '--resume', str(ckpt), '--cfg-options', 'train_dataloader.batch_size=1'))
     assert cfg.work_dir == str(tmp_path / 'w') and cfg.train_dataloader.batch_size == 1
@@ -151,29 +151,31 @@ def test_train_flags_shape_the_config(tmp_path, coco):
     if not torch.cuda.is_available():
         assert cfg.optim_wrapper.type == 'CPUAmpOptimWrapper' and cfg.optim_wrapper.dtype == 'bfloat16'
         assert cfg.env_cfg.dist_cfg.backend == 'gloo'
-    auto = tools_common.prepare_train_config(_train_args(str(config), '--resume'))
+    auto = prepare_train_config(_train_args(str(config), '--resume'))
     assert auto.resume is True and auto.load_from is None
     assert auto.work_dir == os.path.join('./work_dirs', 'cfg')
 
 
 def test_scope_comes_from_the_config():
-    from pvt_det import tools_common
-    det = tools_common.load_config(REPO / 'configs/mask_rcnn_pvt_v2_b0_fpn.py')
-    seg = tools_common.load_config(REPO / 'configs/sem_fpn_pvt_v2_b0_ade20k.py')
-    assert tools_common.task_of(det) == 'det' and tools_common.task_of(seg) == 'seg'
-    with pytest.raises(tools_common.ToolError, match='ADE20K layout'):
-        tools_common.check_dataset_paths(seg, ('train_dataloader',))
+    from pvt_det.cli import ToolError
+    from pvt_det.tools.configs import adapt_to_machine, load_config, task_of
+    from pvt_det.tools.preflight import check_dataset_paths
+    det = load_config(REPO / 'configs/mask_rcnn_pvt_v2_b0_fpn.py')
+    seg = load_config(REPO / 'configs/sem_fpn_pvt_v2_b0_ade20k.py')
+    assert task_of(det) == 'det' and task_of(seg) == 'seg'
+    with pytest.raises(ToolError, match='ADE20K layout'):
+        check_dataset_paths(seg, ('train_dataloader',))
     seg.model.decode_head.norm_cfg = dict(type='SyncBN', requires_grad=True)
     import torch
     if not torch.cuda.is_available():  # SyncBN needs CUDA; gloo-distributed CPU runs use BN
-        tools_common.adapt_to_machine(seg)
+        adapt_to_machine(seg)
         assert seg.model.decode_head.norm_cfg.type == 'BN'
 
 
 def test_cpu_amp_wrapper_trains_in_bfloat16():
     import torch
     from mmengine.optim import build_optim_wrapper
-    import pvt_det.tools_common  # noqa: F401  (registers CPUAmpOptimWrapper)
+    import pvt_det  # noqa: F401  (registers CPUAmpOptimWrapper)
     model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
     wrapper = build_optim_wrapper(model, dict(type='CPUAmpOptimWrapper', dtype='bfloat16',
                                               optimizer=dict(type='SGD', lr=0.1)))
@@ -191,7 +193,7 @@ def test_cpu_amp_runs_convs_on_maps_smaller_than_the_kernel_in_float32():
     for a 64 px image) is NaN in about 3 of 4 runs on torch 2.13 (it reads uninitialised memory,
     so it cannot be reproduced deterministically). The guard runs such convs in float32."""
     import torch
-    from pvt_det.tools_common import guard_tiny_convs
+    from pvt_det.engine.amp import guard_tiny_convs
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(64, 64, 3, stride=2, padding=1)
     guard_tiny_convs(conv)

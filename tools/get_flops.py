@@ -1,133 +1,14 @@
-"""Parameters and FLOPs of a config's model, or of a classifier/backbone by name, via mmengine.analysis.
-
-FLOPs follow the papers and mmengine: one multiply-add counts as one FLOP. Attention matmuls are
-included (the PVT/CvT papers' method): ``scaled_dot_product_attention``, which mmengine's tracer does
-not know, is counted as its two matmuls, ``q @ k^T`` and ``attn @ v``: B*heads*N*N'*(d_qk + d_v).
-
-Examples::
+"""Parameters and FLOPs of a config's model, or of a classifier/backbone by name (pvt_det.tools.get_flops).
 
     python tools/get_flops.py pvt_v2_b2                        # classifier at 224x224: ~4.0 G
-    python tools/get_flops.py pvt_small --shape 800 1216
     python tools/get_flops.py configs/retinanet_pvt_v2_b2_fpn.py --shape 800 1216
 """
-from __future__ import annotations
-
-import argparse
-import os.path as osp
 import sys
-from typing import Any
+from pathlib import Path
 
-import torch
-from torch import nn
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from pvt_det.cli import ToolError, cli_main  # noqa: E402
-
-
-def sdpa_flop_jit(inputs: list[Any], outputs: list[Any]) -> int:
-    """``scaled_dot_product_attention(q, k, v)``: q @ k^T plus attn @ v, in multiply-adds."""
-    from mmengine.analysis.jit_handles import get_shape
-    q, k, v = (get_shape(t) for t in inputs[:3])
-    *batch, n_q, d_qk = q
-    n_kv, d_v = k[-2], v[-1]
-    batch_size = 1
-    for dim in batch:
-        batch_size *= dim
-    return batch_size * n_q * n_kv * (d_qk + d_v)
-
-
-def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, int]:
-    """(FLOPs as multiply-adds, parameters) of ``model`` on one ``input_shape`` (C, H, W) tensor."""
-    from mmengine.analysis import FlopAnalyzer, parameter_count
-    param = next(model.parameters())
-    inputs = (torch.randn(1, *input_shape, device=param.device, dtype=param.dtype),)
-    analyzer = FlopAnalyzer(model, inputs)
-    analyzer.set_op_handle('aten::scaled_dot_product_attention', sdpa_flop_jit)
-    analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-    with torch.no_grad():
-        return analyzer.total(), parameter_count(model)['']
-
-
-class TensorForward(nn.Module):
-    """An mmdet/mmseg model's ``_forward`` (backbone, neck, heads; no pre/post-processing) on a tensor."""
-
-    def __init__(self, model: nn.Module, shape: tuple[int, int]) -> None:
-        super().__init__()
-        self.model, self.samples = model, data_samples(model, shape)
-
-    def forward(self, x: torch.Tensor) -> Any:
-        return self.model._forward(x, self.samples)
-
-
-def data_samples(model: nn.Module, shape: tuple[int, int]) -> list | None:
-    """Metainfo-only samples: two-stage detectors need image shapes for their proposals."""
-    meta = dict(img_shape=shape, ori_shape=shape, pad_shape=shape, batch_input_shape=shape,
-                scale_factor=(1.0, 1.0))
-    module = type(model).__module__
-    if module.startswith('mmdet'):
-        from mmdet.structures import DetDataSample
-        return [DetDataSample(metainfo=meta)]
-    if module.startswith('mmseg'):
-        from mmseg.structures import SegDataSample
-        return [SegDataSample(metainfo=meta)]
-    return None
-
-
-def build_from_config(path: str) -> nn.Module:
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    cfg = Config.fromfile(path)
-    scope = cfg.get('default_scope', 'mmdet')
-    init_default_scope(scope)
-    if scope == 'mmseg':
-        from mmseg.registry import MODELS
-        from mmseg.utils import register_all_modules
-    else:
-        from mmdet.registry import MODELS
-        from mmdet.utils import register_all_modules
-    register_all_modules(init_default_scope=False)
-    model_cfg = cfg.model
-    if 'backbone' in model_cfg:
-        model_cfg.backbone.pop('init_cfg', None)  # no download: FLOPs need only the structure
-    if model_cfg.get('type') == 'EncoderDecoder':
-        model_cfg.pop('pretrained', None)
-    return MODELS.build(model_cfg)
-
-
-def build_model(name_or_config: str, shape: tuple[int, int], backbone_only: bool) -> tuple[nn.Module, str]:
-    """The module to analyze and a description of it."""
-    from pvt_det.models import build_classifier
-    from pvt_det.models.classifiers import classifier_names
-    if name_or_config in classifier_names():
-        model = build_classifier(name_or_config)
-        if backbone_only:
-            return model.backbone.eval(), f'{name_or_config} backbone'
-        return model.eval(), f'{name_or_config} classifier'
-    if not osp.isfile(name_or_config):
-        raise ToolError(f'{name_or_config!r} is neither a config file nor a model name; names: '
-                        f'{", ".join(classifier_names())}')
-    model = build_from_config(name_or_config).eval()
-    if backbone_only:
-        return model.backbone, f'backbone of {name_or_config}'
-    return TensorForward(model, shape), name_or_config
-
-
-@cli_main
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('config', help='config file, or a model name such as pvt_small, pvt_v2_b2, cvt_13')
-    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
-                        help='input size (default 224 224 for a model name, 800 1216 for a config)')
-    parser.add_argument('--backbone-only', action='store_true', help='count the backbone alone')
-    args = parser.parse_args(argv)
-    shape = tuple(args.shape or ((800, 1216) if osp.isfile(args.config) else (224, 224)))
-    model, what = build_model(args.config, shape, args.backbone_only)
-    flops, params = count_flops(model, (3, *shape))
-    print(f'{what} at {shape[0]}x{shape[1]}: {params / 1e6:.2f} M parameters, {flops / 1e9:.2f} GFLOPs '
-          '(multiply-adds, attention matmuls included)')
-    return 0
-
+from pvt_det.tools.get_flops import main  # noqa: E402
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -2,42 +2,14 @@
 
     python tools/print_config.py configs/retinanet_pvt_small_fpn.py [--cfg-options KEY=VALUE ...]
 
-Diffing two printed configs shows exactly what a leaf config changes, e.g. the ResNet -> PVT swap
-(docs/swap_resnet.md).
+The code is pvt_det.tools.print_config, also installed as the console script pvt-det-print-config.
 """
-from __future__ import annotations
-
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from pvt_det.cli import ToolError, cli_main  # noqa: E402
-
-
-def resolved_config_text(path: str, cfg_options: dict | None = None) -> str:
-    """The merged config as Python source (mmengine's ``Config.pretty_text``)."""
-    from mmengine.config import Config  # pvt_det, imported above, makes `_base_ = 'mmdet::...'` work
-    if not Path(path).is_file():
-        raise ToolError(f'config file not found: {path}')
-    cfg = Config.fromfile(path)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    return cfg.pretty_text
-
-
-@cli_main
-def main(argv: list[str] | None = None) -> int:
-    from mmengine.config import DictAction
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('config', help='config file, e.g. configs/retinanet_pvt_small_fpn.py')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
-                        help='override config values before printing')
-    args = parser.parse_args(argv)
-    print(resolved_config_text(args.config, args.cfg_options))
-    return 0
-
+from pvt_det.tools.print_config import main  # noqa: E402
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -22,11 +22,13 @@ if ! command -v "$PYTHON" >/dev/null 2>&1; then
 fi
 
 # The stamp records the inputs of a finished install; a matching stamp plus a
-# working import means there is nothing to do.
+# working import and the package-data links mean there is nothing to do.
 STAMP="$VENV/.pvt_det_setup"
-want_stamp="$(cat "$0" setup.cfg pyproject.toml | sha256sum | cut -d' ' -f1)"
+# setup.py is an input too: its build step links pvt_det/.mim/ (the package data) to the checkout.
+want_stamp="$(cat "$0" setup.cfg pyproject.toml setup.py | sha256sum | cut -d' ' -f1)"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want_stamp" ]] &&
-   "$PY" -c "import pvt_det, mmdet, mmseg; from mmcv.ops import nms, RoIAlign" 2>/dev/null; then
+   "$PY" -c "import pvt_det, mmdet, mmseg; from mmcv.ops import nms, RoIAlign" 2>/dev/null &&
+   [[ -e pvt_det/.mim/configs/configs ]]; then
   say "environment in .venv/ is up to date"
   exit 0
 fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Training on a Slurm cluster (mmengine's slurm launcher):
 #   [GPUS=16] tools/slurm_train.sh PARTITION JOB_NAME CONFIG WORK_DIR [train.py options]
+# Environment: GPUS, GPUS_PER_NODE, CPUS_PER_TASK, SRUN_ARGS; PYTHON for the interpreter.
 set -euxo pipefail
 PARTITION=$1
 JOB_NAME=$2
@@ -10,7 +11,7 @@ GPUS=${GPUS:-8}
 GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}
 SRUN_ARGS=${SRUN_ARGS:-""}
-PYTHON=${PYTHON:-python}
+source "$(dirname "$0")/find_python.sh"  # PYTHON, else the project's .venv/bin/python, else python
 
 # SRUN_ARGS is deliberately unquoted: it holds several srun options.
 # shellcheck disable=SC2086

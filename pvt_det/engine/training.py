@@ -13,9 +13,11 @@ def prepare_training_config(cfg: Config) -> Config:
     """Make a training config safe to kill and resume, and stop it at the first non-finite loss.
 
     Swaps mmengine's ``CheckpointHook`` and train loops for the pvt_det subclasses (same arguments)
-    and adds ``FiniteLossHook``. Edits ``cfg`` in place and returns it.
+    and adds ``FiniteLossHook`` and ``CheckpointFitHook`` (``load_from``/``resume`` in any backbone layout,
+    checked: see :mod:`pvt_det.engine.checkpoint_fit`). Edits ``cfg`` in place and returns it.
     """
     from . import hooks, loops  # noqa: F401  (registers the classes)
+    from .checkpoint_fit import add_checkpoint_fit_hook
 
     checkpoint = cfg.get('default_hooks', {}).get('checkpoint')
     if checkpoint is not None and checkpoint.get('type') in ('CheckpointHook',
@@ -34,4 +36,6 @@ def prepare_training_config(cfg: Config) -> Config:
     if not any(hook.get('type') == 'FiniteLossHook' for hook in custom_hooks):
         custom_hooks.append(ConfigDict(type='FiniteLossHook'))
     cfg.custom_hooks = custom_hooks
+    if not any(hook.get('type') == 'CheckpointFitHook' for hook in custom_hooks):
+        add_checkpoint_fit_hook(cfg)  # policy decided per load: fine-tune for load_from, exact for resume
     return cfg

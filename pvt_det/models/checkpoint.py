@@ -10,11 +10,17 @@ parameters (head, final norm, cls token) at the top level. :func:`load_pretraine
   reported in the log and in the returned :class:`LoadReport`.
 
 Any missing, unexpected or mis-shaped key raises :class:`CheckpointError` naming the keys and the file.
+
+Whole detector/segmentor checkpoints never come through here: every backbone converts the keys under its own
+prefix when a state dict is loaded into it (:func:`convert_backbone_keys`, called from
+``PyramidBackbone._load_from_state_dict``), so ``load_state_dict`` / mmengine's ``load_checkpoint`` accept every
+registered layout. Fitting a whole checkpoint to a whole model is :mod:`pvt_det.models.model_checkpoint`; rewriting
+files is :mod:`pvt_det.models.conversion`. This module imports neither backbones nor classifiers.
 """
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,12 +30,11 @@ import torch
 from mmengine.logging import print_log
 from torch import nn
 
-from ..fileio import atomic_output
-
 StateDict = dict[str, torch.Tensor]
 
 __all__ = [
     'CheckpointError',
+    'UnknownLayoutError',
     'Layout',
     'LoadReport',
     'register_layout',
@@ -42,7 +47,8 @@ __all__ = [
     'convert_state_dict',
     'load_pretrained',
     'strip_prefix',
-    'convert_checkpoint_file',
+    'convert_backbone_keys',
+    'is_own_layout',
 ]
 
 URL_PREFIXES = ('http://', 'https://')
@@ -52,6 +58,10 @@ _MAX_LISTED = 8
 
 class CheckpointError(ValueError):
     """A checkpoint cannot be read, is of an unknown layout, or does not fit the model."""
+
+
+class UnknownLayoutError(CheckpointError):
+    """No registered layout of the family recognises the keys."""
 
 
 @dataclass(frozen=True)
@@ -187,8 +197,8 @@ def detect_layout(state_dict: StateDict, family: str, source: str = 'checkpoint'
     hint = (f'it looks like a {others[0]} checkpoint: build the matching backbone instead'
             if others else
             f'expected one of the {family} layouts {[layout.name for layout in _LAYOUTS[family]]}')
-    raise CheckpointError(f'{source} is not a {family} checkpoint ({hint}); its first keys are '
-                          f'{_listing(sorted(state_dict))}')
+    raise UnknownLayoutError(f'{source} is not a {family} checkpoint ({hint}); its first keys are '
+                             f'{_listing(sorted(state_dict))}')
 
 
 def convert_state_dict(state_dict: StateDict,
@@ -210,15 +220,63 @@ def convert_state_dict(state_dict: StateDict,
             state_dict = inner
     if layout is None:
         layout = detect_layout(state_dict, family, source)  # raises the explanatory error
+    return _run_converter(layout, state_dict, backbone, source), layout, outside
+
+
+def _run_converter(layout: Layout, state_dict: StateDict, backbone: nn.Module | None,
+                   source: str) -> StateDict:
     try:
-        converted = layout.convert(state_dict, backbone)
+        return layout.convert(state_dict, backbone)
     except CheckpointError as error:
-        raise CheckpointError(f'{source} ({family} {layout.name} layout): {error}') from None
+        raise CheckpointError(f'{source} ({layout.family} {layout.name} layout): {error}') from None
     except (KeyError, IndexError, RuntimeError, ValueError) as error:
         raise CheckpointError(
-            f'{source} looks like the {family} {layout.name} layout but cannot be converted: '
+            f'{source} looks like the {layout.family} {layout.name} layout but cannot be converted: '
             f'{type(error).__name__}: {_first_line(error)}') from None
-    return converted, layout, outside
+
+
+# Keys a converter returns outside 'backbone.' that a dense backbone inside a detector drops without a word:
+# whai362's v1 detection backbone keeps the ImageNet model's stage-4 position embedding with its cls-token row
+# (and no cls token), which the converters split off as 'cls_pos_embed'.
+_DENSE_UNUSED = frozenset({'cls_pos_embed'})
+
+
+def is_own_layout(state_dict: Mapping[str, Any], prefix: str = '') -> bool:
+    """Whether every key under ``prefix`` already has pvt_det's names (all backbones keep theirs in ``stages``)."""
+    own = prefix + 'stages.'
+    return all(key.startswith(own) for key in state_dict if key.startswith(prefix))
+
+
+def convert_backbone_keys(state_dict: MutableMapping[str, torch.Tensor],
+                          prefix: str,
+                          backbone: nn.Module,
+                          family: str,
+                          source: str = 'state dict') -> Layout | None:
+    """Rename, in place, the keys of ``state_dict`` under ``prefix`` from any registered ``family`` layout to
+    ``backbone``'s own parameter names; keys elsewhere are untouched.
+
+    Returns the layout converted from, or ``None`` when there was nothing to do (no keys under ``prefix``, or
+    already pvt_det's layout: a cheap name check, no tensor is touched). Classifier-only keys the converter
+    yields (head, final norm, cls token) stay under ``prefix`` for the loader to report as unexpected, except the
+    unused cls row of whai362's v1 detection backbones, which is dropped. Raises :class:`CheckpointError` for
+    keys under ``prefix`` in no known layout, or that do not convert (e.g. a v1 position grid of another size).
+    """
+    keys = [key for key in state_dict if key.startswith(prefix)]
+    if not keys or is_own_layout(state_dict, prefix):
+        return None
+    inner = {key[len(prefix):]: state_dict[key] for key in keys}
+    layout = next((entry for entry in _LAYOUTS.get(family, []) if entry.detect(inner)), None) or \
+        detect_layout(inner, family, f'{source} (keys under {prefix!r})' if prefix else source)
+    converted = _run_converter(layout, inner, backbone, source)
+    for key in keys:
+        del state_dict[key]
+    has_cls_token = 'cls_token' in converted
+    for key, value in converted.items():
+        if key.startswith('backbone.'):
+            state_dict[prefix + key[len('backbone.'):]] = value
+        elif not (key in _DENSE_UNUSED and not has_cls_token):
+            state_dict[prefix + key] = value
+    return layout
 
 
 def load_pretrained(module: nn.Module,
@@ -258,79 +316,6 @@ def load_pretrained(module: nn.Module,
     return LoadReport(source, layout.name, sorted(converted), dropped)
 
 
-def convert_checkpoint_file(src: str | os.PathLike,
-                            dst: str | os.PathLike,
-                            arch: str | None = None,
-                            overwrite: bool = False) -> LoadReport:
-    """Rewrite checkpoint ``src`` (any registered layout) into pvt_det's layout at ``dst``.
-
-    ``arch`` is a classifier name (``'pvt_v2_b2'``); without it every registered architecture is tried and the
-    one whose parameter names and shapes fit exactly is used. Classification checkpoints are written as
-    classifier state dicts (``'backbone.'`` + head keys), backbone-only ones as backbone state dicts; both load
-    through ``init_cfg=dict(type='Pretrained', checkpoint=dst)``. ``.safetensors`` destinations are supported.
-    """
-    from .classifiers import build_classifier, classifier_names  # classifiers import this module
-    dst = Path(dst)
-    if dst.exists() and not overwrite:
-        raise FileExistsError(
-            f'{dst} already exists; choose another destination or pass --overwrite')
-    path = resolve_checkpoint(src)
-    state_dict = unwrap_state_dict(read_checkpoint(path), source=str(path))
-    if arch is not None and arch not in classifier_names():
-        raise ValueError(f'unknown arch {arch!r}; valid: {classifier_names()}')
-    failures: dict[str, str] = {}
-    for name in [arch] if arch else classifier_names():
-        with torch.device('meta'):
-            family = build_classifier(name, num_classes=0).backbone.family
-        try:
-            converted, layout, _ = convert_state_dict(state_dict, None, family, str(path))
-        except CheckpointError as error:
-            failures[name] = str(error)
-            continue
-        head = converted.get('head.weight')
-        with torch.device('meta'):
-            probe = build_classifier(name, num_classes=0 if head is None else head.shape[0])
-            kwargs = getattr(type(probe.backbone), 'kwargs_for_state_dict', lambda _: {})(converted)
-            model = build_classifier(name,
-                                     num_classes=0 if head is None else head.shape[0],
-                                     **kwargs)
-        classifier_only = [key for key in converted if not key.startswith('backbone.')]
-        target, output = (model, converted) if classifier_only else \
-            (model.backbone, strip_prefix(converted, 'backbone.'))
-        try:
-            _check_fits(target, output, str(path), layout)
-        except CheckpointError as error:
-            failures[name] = str(error)
-            continue
-        _save_state_dict(output,
-                         dst,
-                         meta=dict(arch=name,
-                                   source=str(src),
-                                   source_layout=f'{family}/{layout.name}'))
-        return LoadReport(str(dst), f'{family}/{layout.name}', sorted(output), [])
-    if arch:
-        raise CheckpointError(failures[arch])
-    layouts = sorted({
-        msg.split(' layout)')[0].rsplit('(', 1)[-1]
-        for msg in failures.values() if ' layout)' in msg
-    })
-    raise CheckpointError(f'{path} fits none of the known architectures ' + (
-        f'(recognised as {", ".join(layouts)} layout but no arch has exactly these parameter shapes; custom '
-        f'archs: convert in Python with pvt_det.models.checkpoint.convert_state_dict)'
-        if layouts else f'(unknown layout; first keys {_listing(sorted(state_dict))})'))
-
-
-def _save_state_dict(state_dict: StateDict, dst: Path, meta: dict[str, str]) -> None:
-    """Write atomically: a kill mid-write leaves no partial ``dst`` (nor touches an existing one)."""
-    tensors = {key: value.contiguous() for key, value in state_dict.items()}
-    with atomic_output(dst) as tmp_path:
-        if dst.suffix == '.safetensors':
-            from safetensors.torch import save_file
-            save_file(tensors, tmp_path, metadata=meta)
-        else:
-            torch.save({'state_dict': tensors, 'meta': meta}, tmp_path)
-
-
 def _check_fits(module: nn.Module, state_dict: StateDict, source: str, layout: Layout) -> None:
     expected = module.state_dict()
     missing = sorted(set(expected) - set(state_dict))
@@ -358,9 +343,9 @@ def _check_fits(module: nn.Module, state_dict: StateDict, source: str, layout: L
     )
 
 
-def _listing(items: list[str]) -> str:
-    shown = ', '.join(str(item) for item in items[:_MAX_LISTED])
-    more = len(items) - _MAX_LISTED
+def _listing(items: list[str], limit: int = _MAX_LISTED) -> str:
+    shown = ', '.join(str(item) for item in items[:limit])
+    more = len(items) - limit
     return f'[{shown}{f", ... and {more} more" if more > 0 else ""}]'
 
 

@@ -130,7 +130,8 @@ class CvTClassifier(nn.Module):
 def _cvt_builder(arch: str) -> Callable[..., nn.Module]:
 
     def build(num_classes: int = 1000, **backbone_kwargs: Any) -> CvTClassifier:
-        return CvTClassifier(CvT(arch=arch, **backbone_kwargs), num_classes)
+        backbone_kwargs.setdefault('arch', arch)  # an explicit arch (e.g. a custom dict) wins
+        return CvTClassifier(CvT(**backbone_kwargs), num_classes)
 
     return build
 

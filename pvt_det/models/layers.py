@@ -109,17 +109,36 @@ class SpatialReductionAttention(nn.Module):
         else:
             self.sr = self.norm = None
 
+    def key_tokens(self, x: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, tuple[int, int]]:
+        """The tokens keys and values are computed from (``x`` itself, or its reduced map), and their grid."""
+        if self.sr is None:
+            return x, (height, width)
+        reduced = tokens_to_map(x, height, width)
+        if self.pool is not None:
+            reduced = self.pool(reduced)
+        reduced = self.sr(reduced)
+        x = self.norm(map_to_tokens(reduced))
+        if self.act is not None:
+            x = self.act(x)
+        return x, (reduced.shape[-2], reduced.shape[-1])
+
+    def attention_weights(self, x: torch.Tensor, height: int, width: int,
+                          queries: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        """``softmax(q k^T / sqrt(head_dim))`` of the tokens ``queries`` (indices into the N tokens) over the
+        keys, ``(B, heads, len(queries), N')``, and the keys' grid; from the same q, kv, sr/pool and norm as
+        :meth:`forward`, which keeps SDPA and never materialises these weights. For pictures and tests."""
+        batch, _, dim = x.shape
+        head_dim = dim // self.num_heads
+        q = self.q(x[:, queries]).reshape(batch, -1, self.num_heads, head_dim).transpose(1, 2)
+        keys, grid = self.key_tokens(x, height, width)
+        k = self.kv(keys)[..., :dim].reshape(batch, -1, self.num_heads, head_dim).transpose(1, 2)
+        return (q @ k.transpose(-2, -1) * head_dim ** -0.5).softmax(dim=-1), grid
+
     def forward(self, x: torch.Tensor, height: int, width: int) -> torch.Tensor:
         batch, num_tokens, dim = x.shape
         head_dim = dim // self.num_heads
         q = self.q(x).reshape(batch, num_tokens, self.num_heads, head_dim).transpose(1, 2)
-        if self.sr is not None:
-            reduced = tokens_to_map(x, height, width)
-            if self.pool is not None:
-                reduced = self.pool(reduced)
-            x = self.norm(map_to_tokens(self.sr(reduced)))
-            if self.act is not None:
-                x = self.act(x)
+        x = self.key_tokens(x, height, width)[0]
         # Contiguous k/v (few tokens, a cheap copy): SDPA's CPU backward is ~10x slower on the strided views.
         kv = self.kv(x).reshape(batch, -1, 2, self.num_heads, head_dim).permute(2, 0, 3, 1, 4)
         k, v = kv.contiguous().unbind(0)

@@ -2,6 +2,7 @@
 ``norm_eval`` and input checks. The families (pvt.py, cvt.py) only build their stages and forward."""
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,7 +11,7 @@ from mmengine.model import BaseModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..checkpoint import CheckpointError, load_pretrained
+from ..checkpoint import CheckpointError, UnknownLayoutError, convert_backbone_keys, load_pretrained
 
 
 class PyramidBackbone(BaseModule):
@@ -25,6 +26,7 @@ class PyramidBackbone(BaseModule):
     arch_keys: tuple[str, ...] = ()  # keys a custom arch dict must have
     optional_arch_keys: frozenset[str] = frozenset()
     stage_counts = range(1, 5)  # how many stages a custom arch dict may describe
+    strides: tuple[int, ...] = ()  # each stage's patch-embedding stride (PVT 4, 2, 2, 2; CvT 4, 2, 2)
     min_input_size = 1
     stages: nn.ModuleList
 
@@ -51,6 +53,18 @@ class PyramidBackbone(BaseModule):
     @property
     def display_name(self) -> str:
         return f'{type(self).__name__}(arch={self.arch_name!r})'
+
+    @property
+    def out_channels(self) -> tuple[int, ...]:
+        """Channels of each map ``forward`` returns, in ``out_indices`` order (a neck's ``in_channels``)."""
+        dims = self.arch_settings['embed_dims']
+        return tuple(int(dims[i]) for i in self.out_indices)
+
+    @property
+    def out_strides(self) -> tuple[int, ...]:
+        """Stride (input pixels per map pixel) of each map ``forward`` returns, in ``out_indices`` order."""
+        cumulative = [math.prod(self.strides[:i + 1]) for i in range(self.num_stages)]
+        return tuple(cumulative[i] for i in self.out_indices)
 
     # ----------------------------------------------------------------------------- construction
     def normalise_arch_name(self, arch: str) -> str:
@@ -81,9 +95,15 @@ class PyramidBackbone(BaseModule):
         return 'custom', dict(arch)
 
     def _parse_out_indices(self, out_indices: Sequence[int] | int) -> tuple[int, ...]:
-        indices = (out_indices, ) if isinstance(out_indices, int) else tuple(out_indices)
+        if isinstance(out_indices, int) and not isinstance(out_indices, bool):
+            indices = (out_indices, )
+        elif isinstance(out_indices, Sequence) and not isinstance(out_indices, str):
+            indices = tuple(out_indices)
+        else:  # None, a str, a set ...: the same message as an out-of-range index
+            indices = ()
         valid = range(-self.num_stages, self.num_stages)
-        if not indices or any(not isinstance(i, int) or i not in valid for i in indices):
+        if not indices or any(isinstance(i, bool) or not isinstance(i, int) or i not in valid
+                              for i in indices):
             raise ValueError(
                 f'out_indices={out_indices!r} is out of range: {type(self).__name__} has '
                 f'{self.num_stages} stages, use indices in 0..{self.num_stages - 1}')
@@ -106,6 +126,22 @@ class PyramidBackbone(BaseModule):
             self._is_init = True
             return
         super().init_weights()
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, local_metadata: dict, strict: bool,
+                              missing_keys: list[str], unexpected_keys: list[str],
+                              error_msgs: list[str]) -> None:
+        """Accept every registered checkpoint layout wherever this backbone sits (``prefix``): a whole detector
+        or segmentor checkpoint in the official, mmdet, Hugging Face or timm layout loads through
+        ``load_state_dict`` / mmengine's ``load_checkpoint`` with no conversion step. Our own layout passes
+        untouched. torch and mmengine hand the children the keys of this (now converted) dict."""
+        try:
+            convert_backbone_keys(state_dict, prefix, self, self.family)
+        except UnknownLayoutError:
+            pass  # no layout of ours: left as they are, torch reports them as unexpected (and ours as missing)
+        except CheckpointError as error:  # reported like a shape mismatch: torch raises, mmengine logs
+            error_msgs.append(f'{prefix or type(self).__name__}: {error}')
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
 
     # ------------------------------------------------------------------------------- train mode
     def _freeze_stages(self) -> None:

@@ -76,17 +76,34 @@ class ConvAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 
-    def forward(self, x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
-        B, _, C = x.shape
+    def project(self, x: torch.Tensor, hw: tuple[int, int]
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[int, int]]:
+        """Per-head q, k, v ``(B, heads, tokens, head_dim)`` (the cls token first, if any) and the grid of
+        the strided keys."""
+        B = x.shape[0]
         if self.with_cls_token:
             cls_token, x = x[:, :1], x[:, 1:]
         x = tokens_to_map(x, *hw)
-        q, k, v = (map_to_tokens(proj(x))
-                   for proj in (self.conv_proj_q, self.conv_proj_k, self.conv_proj_v))
+        maps = [proj(x) for proj in (self.conv_proj_q, self.conv_proj_k, self.conv_proj_v)]
+        q, k, v = (map_to_tokens(m) for m in maps)
         if self.with_cls_token:
             q, k, v = (torch.cat((cls_token, t), dim=1) for t in (q, k, v))
         q, k, v = (linear(t).reshape(B, t.shape[1], self.num_heads, -1).transpose(1, 2)
                    for linear, t in ((self.proj_q, q), (self.proj_k, k), (self.proj_v, v)))
+        return q, k, v, (maps[1].shape[-2], maps[1].shape[-1])
+
+    def attention_weights(self, x: torch.Tensor, hw: tuple[int, int],
+                          queries: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        """``softmax(q k^T * scale)`` of the spatial tokens ``queries`` (indices into the ``hw`` grid, the cls
+        token not counted) over all keys (the cls token's first, then the strided grid),
+        ``(B, heads, len(queries), keys)``, and the keys' grid. :meth:`forward` keeps SDPA; for pictures."""
+        q, k, _, grid = self.project(x, hw)
+        q = q[:, :, queries + int(self.with_cls_token)]
+        return (q @ k.transpose(-2, -1) * self.scale).softmax(dim=-1), grid
+
+    def forward(self, x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+        B, _, C = x.shape
+        q, k, v, _ = self.project(x, hw)
         x = F.scaled_dot_product_attention(
             q, k, v, dropout_p=self.attn_drop if self.training else 0., scale=self.scale)
         return self.proj_drop(self.proj(x.transpose(1, 2).reshape(B, -1, C)))

@@ -262,8 +262,8 @@ class PVTv2(PyramidVisionTransformer):
     out_norms = True
 
     def __init__(self, arch: str | dict = 'b2', **kwargs: Any) -> None:
-        if 'pretrain_img_size' in kwargs:  # accepted for config symmetry with v1; v2 has no position embedding
-            kwargs.pop('pretrain_img_size')
+        if 'pretrain_img_size' in kwargs:  # accepted (and validated) for config symmetry with v1; v2 has no
+            _pair(kwargs.pop('pretrain_img_size'), 'pretrain_img_size')  # position embedding to size
         super().__init__(arch, **kwargs)
 
 
@@ -323,11 +323,27 @@ def _is_square(n: int) -> bool:
     return math.isqrt(n)**2 == n
 
 
-def _split_cls_row(out: dict, stage_prefix: str, pos: torch.Tensor, has_cls_token: bool) -> None:
-    """The official/HF last-stage position embedding carries the cls token's row first: split it off."""
-    if has_cls_token or (not _is_square(pos.shape[1]) and _is_square(pos.shape[1] - 1)):
+def _split_cls_row(out: dict, stage_prefix: str, pos: torch.Tensor, has_cls_token: bool,
+                   backbone: nn.Module | None) -> None:
+    """The official/HF last-stage position embedding carries the cls token's row first: split it off.
+
+    The official *detection* backbones keep that row but have no cls token; it is recognised by the target
+    stage's grid (one row more than it stores) or, without a target, by a non-square count one above a square.
+    """
+    stage = _target_stage(backbone, stage_prefix)
+    expected = stage.pos_embed.shape[1] if stage is not None and stage.pos_embed is not None else None
+    extra_row = pos.shape[1] == expected + 1 if expected is not None else \
+        not _is_square(pos.shape[1]) and _is_square(pos.shape[1] - 1)
+    if has_cls_token or extra_row:
         out['cls_pos_embed'], pos = pos[:, :1], pos[:, 1:]
     out[f'{stage_prefix}.pos_embed'] = pos
+
+
+def _target_stage(backbone: nn.Module | None, stage_prefix: str) -> nn.Module | None:
+    """Stage ``i`` of ``backbone`` for ``'backbone.stages.{i}'``, if the backbone has it."""
+    stages = getattr(backbone, 'stages', None)
+    index = int(stage_prefix.rsplit('.', 1)[1])
+    return stages[index] if stages is not None and index < len(stages) else None
 
 
 def _check_pos_grids(out: dict, backbone: nn.Module) -> dict:
@@ -360,7 +376,7 @@ def _official_to_ours(state_dict: dict, backbone: nn.Module) -> dict:
         kind, stage, rest = match[1], f'backbone.stages.{int(match[2]) - 1}', match[3]
         if kind == 'pos_embed':
             has_cls_row = int(match[2]) == max(pos_stages) and 'cls_token' in state_dict
-            _split_cls_row(out, stage, value, has_cls_row)
+            _split_cls_row(out, stage, value, has_cls_row, backbone)
         elif kind == 'patch_embed':
             out[f'{stage}.patch_embed{rest}'] = value
         elif kind == 'block':
@@ -402,7 +418,7 @@ def _hf_v1_to_ours(state_dict: dict, backbone: nn.Module) -> dict:
                 out['cls_token'] = value
             elif rest == 'position_embeddings':
                 has_cls_row = f'encoder.patch_embeddings.{match[1]}.cls_token' in state_dict
-                _split_cls_row(out, stage, value, has_cls_row)
+                _split_cls_row(out, stage, value, has_cls_row, backbone)
             elif rest.startswith(('projection.', 'layer_norm.')):
                 out[f'{stage}.patch_embed.{rest.replace("projection.", "proj.").replace("layer_norm.", "norm.")}'] \
                     = value
