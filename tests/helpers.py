@@ -20,6 +20,26 @@ test_pipeline = [
 '''
 
 
+def seg_64px_config(preprocessor: str = SEG_64PX_PREPROCESSOR) -> str:
+    """A Semantic FPN user config (``{base}``, ``{data_root}``, ``{iters}`` to format) that trains from
+    scratch on generated ADE20K-layout data with the 64 px pipelines; ``preprocessor`` defines
+    ``data_preprocessor``, which the model uses."""
+    return '''\
+_base_ = {base!r}
+data_root = {data_root!r}
+''' + preprocessor + SEG_64PX_PIPELINES + '''\
+train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
+                        dataset=dict(data_root=data_root, pipeline=train_pipeline))
+val_dataloader = dict(num_workers=0, persistent_workers=False,
+                      dataset=dict(data_root=data_root, pipeline=test_pipeline))
+test_dataloader = val_dataloader
+model = dict(data_preprocessor=data_preprocessor, backbone=dict(init_cfg=None))
+optim_wrapper = dict(optimizer=dict(lr=1e-3))
+train_cfg = dict(max_iters={iters}, val_interval={iters})
+default_hooks = dict(checkpoint=dict(interval={iters}), logger=dict(interval=1))
+randomness = dict(seed=0)
+'''
+
 def load_tool(name: str):
     """The code of ``tools/<name>.py``: the ``pvt_det.tools.<name>`` module its shim runs, or, for the
     repository-only tools (tools/ is not a package; they import their siblings), the script itself."""

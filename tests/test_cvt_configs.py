@@ -12,7 +12,7 @@ from mmengine.registry import init_default_scope
 
 from pvt_det.tools.train import train as run_train
 from pvt_det.datasets.synthetic import SHAPE_CLASSES, make_ade20k_dataset, make_coco_dataset
-from helpers import load_tool, SEG_64PX_PIPELINES, SEG_64PX_PREPROCESSOR
+from helpers import load_tool, seg_64px_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = REPO_ROOT / 'configs'
@@ -84,21 +84,7 @@ default_hooks = dict(checkpoint=dict(interval={iters}), logger=dict(interval=1))
 randomness = dict(seed=0)
 '''
 
-SEG_CONFIG = '''\
-_base_ = {base!r}
-data_root = {data_root!r}
-''' + SEG_64PX_PREPROCESSOR + SEG_64PX_PIPELINES + '''\
-train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
-                        dataset=dict(data_root=data_root, pipeline=train_pipeline))
-val_dataloader = dict(num_workers=0, persistent_workers=False,
-                      dataset=dict(data_root=data_root, pipeline=test_pipeline))
-test_dataloader = val_dataloader
-model = dict(data_preprocessor=data_preprocessor, backbone=dict(init_cfg=None))
-optim_wrapper = dict(optimizer=dict(lr=1e-3))
-train_cfg = dict(max_iters={iters}, val_interval={iters})
-default_hooks = dict(checkpoint=dict(interval={iters}), logger=dict(interval=1))
-randomness = dict(seed=0)
-'''
+SEG_CONFIG = seg_64px_config()
 
 
 def _train_tool():

@@ -11,27 +11,16 @@ import numpy as np
 from mmengine.config import Config
 
 from pvt_det.datasets.synthetic import make_ade20k_dataset
-from helpers import SEG_64PX_PIPELINES
+from helpers import seg_64px_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / 'configs'
 ITERS = 4
 
-MMSEG_STYLE = '''\
-_base_ = {base!r}
-data_root = {data_root!r}
+# The crop set in the data preprocessor, as mmseg's own configs do.
+MMSEG_STYLE = seg_64px_config(preprocessor='''\
 crop_size = (64, 64)
 data_preprocessor = dict(size=crop_size)
-''' + SEG_64PX_PIPELINES + '''\
-train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
-                        dataset=dict(data_root=data_root, pipeline=train_pipeline))
-val_dataloader = dict(num_workers=0, persistent_workers=False,
-                      dataset=dict(data_root=data_root, pipeline=test_pipeline))
-test_dataloader = val_dataloader
-model = dict(data_preprocessor=data_preprocessor, backbone=dict(init_cfg=None))
-optim_wrapper = dict(optimizer=dict(lr=1e-3))
-train_cfg = dict(max_iters={iters}, val_interval={iters})
-default_hooks = dict(checkpoint=dict(interval={iters}), logger=dict(interval=1))
-randomness = dict(seed=0)
+''') + '''\
 visualizer = dict(name='vis_mmseg_style')
 '''
 
