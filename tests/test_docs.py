@@ -191,8 +191,8 @@ def _coco_layout(root: Path, classes: tuple[str, ...]) -> None:
 def test_own_dataset_example_config_reads_its_layout(tmp_path):
     """configs/examples/retinanet_pvt_v2_b0_my_coco.py as get_started.md describes it."""
     from mmdet.registry import DATASETS, MODELS
-    from pvt_det.tools.configs import load_config, register_scope
-    from pvt_det.tools.preflight import check_dataset_paths
+    from pvt_det.config.loading import load_config, register_scope
+    from pvt_det.config.preflight import check_dataset_paths
     cfg = load_config(REPO / 'configs' / 'examples' / 'retinanet_pvt_v2_b0_my_coco.py')
     register_scope(cfg)
     classes = tuple(cfg.metainfo['classes'])

@@ -66,7 +66,7 @@ def prepared(config: Path) -> Config:
 
 def checked(cfg: Config, loaders: tuple[str, ...] = ('train_dataloader', 'val_dataloader')) -> str:
     """The one line check_config raises for an in-memory config."""
-    from pvt_det.tools.preflight import check_config
+    from pvt_det.config.preflight import check_config
     with pytest.raises(ToolError) as error:
         check_config(cfg, loaders)
     message = str(error.value)
@@ -76,7 +76,7 @@ def checked(cfg: Config, loaders: tuple[str, ...] = ('train_dataloader', 'val_da
 
 def loaded(path: str | Path, *options: str) -> Config:
     from mmengine.config import DictAction
-    from pvt_det.tools.configs import load_config, register_scope
+    from pvt_det.config.loading import load_config, register_scope
     overrides = {}
     for option in options:
         key, value = option.split('=', 1)
@@ -127,7 +127,7 @@ def test_every_head_with_a_class_count_is_checked(tmp_path, coco):
 ])
 def test_zoo_detectors_heads_are_found(config, head):
     """The shipped config passes (COCO's 80 classes); one head changed to 3 classes is named."""
-    from pvt_det.tools.preflight import check_config
+    from pvt_det.config.preflight import check_config
     cfg = loaded(REPO / 'configs' / config)
     check_config(cfg, ('train_dataloader',))
     node = cfg.model
@@ -231,7 +231,7 @@ def test_annotation_file_that_is_not_coco(tmp_path, coco, content, expected):
 def test_large_annotation_file_is_sniffed_not_parsed(tmp_path, coco, monkeypatch):
     """Over the size limit (COCO train2017 is 450 MB), only the start is decoded and the categories are read
     from the end of the file, where COCO writes them."""
-    from pvt_det.tools import preflight
+    from pvt_det.config import preflight
     monkeypatch.setattr(preflight, '_FULL_PARSE_BYTES', 64)
     monkeypatch.setattr(preflight, '_TAIL_BYTES', 1024)
     source = json.loads((coco / 'annotations' / 'instances_train2017.json').read_text())

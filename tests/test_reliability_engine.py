@@ -242,7 +242,7 @@ def test_resume_after_kill_repeats_uninterrupted_run(tmp_path, loop, kill_at):
 # ------------------------------------------------------------------------------ --amp on CPU
 @pytest.mark.skipif(torch.cuda.is_available(), reason='CPU mixed precision')
 def test_amp_on_cpu_trains_in_bfloat16(tmp_path):
-    from pvt_det.tools.configs import enable_amp
+    from pvt_det.tools.run_options import enable_amp
     from mmengine.config import Config
     cfg = Config(
         dict(optim_wrapper=dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=0.01))))

@@ -158,8 +158,9 @@ def test_train_flags_shape_the_config(tmp_path, coco):
 
 def test_scope_comes_from_the_config():
     from pvt_det.cli import ToolError
-    from pvt_det.tools.configs import adapt_to_machine, load_config, task_of
-    from pvt_det.tools.preflight import check_dataset_paths
+    from pvt_det.config.loading import load_config, task_of
+    from pvt_det.tools.run_options import adapt_to_machine
+    from pvt_det.config.preflight import check_dataset_paths
     det = load_config(REPO / 'configs/mask_rcnn_pvt_v2_b0_fpn.py')
     seg = load_config(REPO / 'configs/sem_fpn_pvt_v2_b0_ade20k.py')
     assert task_of(det) == 'det' and task_of(seg) == 'seg'

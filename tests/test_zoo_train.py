@@ -126,7 +126,7 @@ def test_config_trains_one_step_and_predicts(name):
     torch.manual_seed(0)
     cfg = tiny_model_cfg(name)
     # SyncBN (Cascade's box heads) outside a process group: plain BN, as tools/train.py does.
-    from pvt_det.tools.configs import adapt_to_machine
+    from pvt_det.tools.run_options import adapt_to_machine
     adapt_to_machine(cfg)
     model = MODELS.build(cfg.model)
     model.init_weights()  # as the runner does: the heads' own initialisation (biases, priors)

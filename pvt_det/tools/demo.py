@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..cli import ToolError, cli_main
 from ..datasets import SHAPE_CLASSES, make_ade20k_dataset, make_coco_dataset
-from .configs import shipped_config
+from ..config.loading import shipped_config
 from .train import train
 
 DET_CONFIG = '''# Written by tools/demo.py: RetinaNet-PVTv2-b0 on a generated COCO-format dataset.

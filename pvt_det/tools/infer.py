@@ -19,8 +19,9 @@ import torch
 from ..cli import ToolError, cli_main
 from ..models.model_checkpoint import fit_checkpoint_file
 from .args import add_cfg_options
-from .configs import adapt_to_machine, load_config, register_scope
-from .preflight import check_checkpoint
+from ..config.loading import load_config, register_scope
+from .run_options import adapt_to_machine
+from ..config.preflight import check_checkpoint
 
 
 # Class-agnostic overlap above which the drawing shows only the more confident of two boxes.

@@ -16,8 +16,9 @@ from mmengine.config import Config, ConfigDict
 from ..cli import ToolError, cli_main
 from ..engine import require_exact_checkpoint
 from .args import parse_with_common_args
-from .configs import adapt_to_machine, load_config, register_scope, set_work_dir, task_of
-from .preflight import check_checkpoint, check_config, check_dataset_paths, innermost_dataset
+from ..config.loading import load_config, register_scope, task_of
+from .run_options import adapt_to_machine, set_work_dir
+from ..config.preflight import check_checkpoint, check_config, check_dataset_paths, innermost_dataset
 from .runner import build_runner
 
 

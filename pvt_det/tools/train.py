@@ -12,8 +12,9 @@ from mmengine.config import Config
 
 from ..cli import cli_main
 from .args import parse_with_common_args
-from .configs import adapt_to_machine, enable_amp, enable_auto_scale_lr, load_config, register_scope, set_work_dir
-from .preflight import check_checkpoint, check_config, check_dataset_paths
+from ..config.loading import load_config, register_scope
+from .run_options import adapt_to_machine, enable_amp, enable_auto_scale_lr, set_work_dir
+from ..config.preflight import check_checkpoint, check_config, check_dataset_paths
 from .runner import build_runner
 
 

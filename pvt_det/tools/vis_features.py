@@ -64,7 +64,7 @@ def visualize(args: argparse.Namespace):
         if args.arch not in classifier_names():
             raise ToolError(f'unknown --arch {args.arch!r}; choose one of {", ".join(classifier_names())}')
         if args.checkpoint:
-            from .preflight import check_checkpoint
+            from ..config.preflight import check_checkpoint
             check_checkpoint(args.checkpoint)
         torch.manual_seed(0)  # random weights: the same picture every run
         backbone = build_classifier(args.arch, checkpoint=args.checkpoint).backbone.eval()

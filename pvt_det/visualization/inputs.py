@@ -64,8 +64,8 @@ def build_config_backbone(config: str, checkpoint: str | None) -> tuple[nn.Modul
     from mmengine.runner import load_checkpoint
 
     from pvt_det.cli import ToolError
-    from pvt_det.tools.configs import load_config, register_scope
-    from pvt_det.tools.preflight import check_checkpoint
+    from pvt_det.config.loading import load_config, register_scope
+    from pvt_det.config.preflight import check_checkpoint
     cfg = load_config(config)
     task = register_scope(cfg)
     if 'backbone' not in cfg.model:

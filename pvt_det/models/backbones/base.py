@@ -160,6 +160,12 @@ class PyramidBackbone(BaseModule):
         return self
 
     # ---------------------------------------------------------------------------------- forward
+    def selected_maps(self, maps: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """The maps of ``out_indices`` as contiguous NCHW tensors, as ResNet returns them: the stages compute
+        channels-last views, and mmcv's deformable convolutions (RepPoints, DDOD, Cascade RPN, Guided
+        Anchoring heads) refuse non-contiguous inputs."""
+        return tuple(maps[i].contiguous() for i in self.out_indices)
+
     def check_input(self, x: torch.Tensor) -> None:
         """Clear errors for what the convolutions would otherwise report deep inside the stack."""
         name = self.display_name

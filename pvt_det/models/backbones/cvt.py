@@ -268,7 +268,7 @@ class CvT(PyramidBackbone):
         for stage in self.stages[:max(self.out_indices) + 1]:
             x, _ = stage(x)
             outs.append(x)
-        return tuple(outs[i] for i in self.out_indices)
+        return self.selected_maps(outs)
 
     def forward_cls_token(self, x: torch.Tensor) -> torch.Tensor:
         """The last stage's cls token ``(N, C)``: what the classifier's norm and head read."""

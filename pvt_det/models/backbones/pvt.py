@@ -232,7 +232,7 @@ class PyramidVisionTransformer(PyramidBackbone):
         for i, stage in enumerate(self.stages[:max(self.out_indices) + 1]):
             x = stage(x)
             outs.append(x)
-        return tuple(outs[i] for i in self.out_indices)
+        return self.selected_maps(outs)
 
 
 @register_model

@@ -27,7 +27,7 @@ from typing import Any
 from mmengine.config import Config
 
 from ..cli import ToolError
-from .configs import task_of
+from .loading import task_of
 
 _LAYOUT_HINT = {
     'det': 'COCO layout: <data_root>/annotations/instances_{train,val}2017.json and '
