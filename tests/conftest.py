@@ -3,8 +3,10 @@ import os
 import pytest
 import torch
 
-# Two cores are shared by the whole suite; more threads only add contention.
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# Two cores are shared by the whole suite; more threads only add contention. Under pytest-xdist (`make test`
+# runs `pytest -n 2`) the workers share the cores: each gets its part.
+WORKERS = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1) // WORKERS))
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -107,7 +107,12 @@ class Environment(NamedTuple):
 @pytest.fixture(scope='module')
 def installed(tmp_path_factory) -> Environment:
     """A throwaway virtual environment with the wheel of this checkout installed."""
-    root = tmp_path_factory.mktemp('packaging')
+    return wheel_venv(tmp_path_factory.mktemp('packaging'))
+
+
+def wheel_venv(root: Path) -> Environment:
+    """Under ``root``: the sdist and wheel of a copy of this checkout, and a venv with that wheel installed
+    over this project's ``.venv`` packages (tests/test_mim.py adds openmim to one)."""
     source = root / 'source'
     source.mkdir()
     for name in SOURCES:

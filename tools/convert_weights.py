@@ -1,6 +1,7 @@
-"""Rewrite a checkpoint into pvt_det's layout: a classifier or backbone file, or a whole detector/segmentor.
+"""Rewrite a checkpoint into pvt_det's layout, or write one in another project's layout (--to).
 
-    python tools/convert_weights.py SRC DST [--arch pvt_v2_b2] [--backbone-only] [--overwrite]
+    python tools/convert_weights.py SRC DST [--to {ours,official,mmdet,hf,timm}] [--arch pvt_v2_b2]
+                                    [--backbone-only] [--overwrite]
 
 See ``pvt_det/tools/convert_weights.py``.
 """

@@ -31,6 +31,7 @@ from pvt_det.cli import ToolError, cli_main  # noqa: E402
 
 DET_SHAPE = (800, 1280)
 SEG_SHAPE = (512, 512)
+DEPTH_SHAPE = (480, 640)  # NYU Depth V2's whole test image
 COMMAND = 'python tools/gen_model_zoo.py'
 
 # Where each paper number comes from. The values were checked against the official repository's
@@ -52,14 +53,20 @@ SOURCES = {
 }
 DETECTORS = {'RetinaNet': 'RetinaNet', 'MaskRCNN': 'Mask R-CNN', 'EncoderDecoder': 'Semantic FPN',
              'ATSS': 'ATSS', 'GFL': 'GFL', 'CascadeRCNN': 'Cascade Mask R-CNN',
-             'SparseRCNN': 'Sparse R-CNN', 'DETR': 'DETR', 'DeformableDETR': 'Deformable DETR'}
-PAPER_RE = re.compile(r'^#.*(?:AP|mIoU)[^:\n]*:\s*(\d+\.\d)(?:\s*/\s*(\d+\.\d))?', re.MULTILINE)
+             'SparseRCNN': 'Sparse R-CNN', 'DETR': 'DETR', 'DeformableDETR': 'Deformable DETR',
+             'Mask2Former': 'Mask2Former', 'DepthEstimator': 'GLPN'}
+# Depth configs quote d1 and RMSE, the two figures the depth table shows.
+DEPTH_PAPER_RE = re.compile(r'\bd1 (\d\.\d+).*?RMSE (\d\.\d+)', re.DOTALL)
+PAPER_RE = re.compile(r'^#.*(?:AP|mIoU|PQ)[^:\n]*:\s*(\d+\.\d+)(?:\s*/\s*(\d+\.\d+))?', re.MULTILINE)
 # Header wording that overrides the (family, detector) source: results the official repository
 # publishes outside the papers, configs it has without a result, and mmdet's ResNet-50 figure
 # shown beside a PVT config that has none.
 SOURCE_MARKERS = (('Official repository', 'official README'),
+                  ('mmseg SegFormer zoo', 'mmseg SegFormer zoo'),
                   ('publishes no result', 'official: not published'),
-                  ("mmdet's ResNet-50", 'mmdet R50, not PVT'))
+                  ("mmdet's ResNet-50", 'mmdet R50, not PVT'),
+                  ("mmdet's Swin", 'mmdet Swin, not PVT'),
+                  ('Global-Local Path Networks', 'GLPN paper'))
 
 
 def leaf_configs(config_dir: Path = REPO / 'configs') -> list[Path]:
@@ -81,11 +88,19 @@ def describe(path: Path) -> dict[str, Any]:
         name = f'CvT-{backbone.arch.upper()}'
     else:
         arch = backbone.get('arch', 'small' if family == 'pvt' else 'b2')
-        name = (f'PVT-{arch.capitalize()}' if family == 'pvt'
-                else 'PVTv2-' + arch.upper().replace('_LI', '-Li'))
+        name = (f'PVT-{arch.capitalize()}' if family == 'pvt' else
+                'MiT-' + arch[len('mit_'):].upper() if arch.startswith('mit_') else
+                'PVTv2-' + arch.upper().replace('_LI', '-Li'))
     if model.type == 'EncoderDecoder':
         schedule = f'{cfg.train_cfg.max_iters // 1000}k it'
         shape = SEG_SHAPE
+    elif model.type == 'DepthEstimator':
+        schedule = f'{cfg.train_cfg.max_iters // 1000}k it'
+        shape = DEPTH_SHAPE
+    elif model.type == 'Mask2Former':  # iteration-based, large-scale jitter crops (docs/panoptic.md)
+        crop = next(t['crop_size'][0] for t in cfg.train_dataloader.dataset.pipeline if t['type'] == 'RandomCrop')
+        schedule = f'{cfg.train_cfg.max_iters // 1000}k it, LSJ {crop}'
+        shape = DET_SHAPE
     else:
         epochs = cfg.train_cfg.max_epochs
         pipeline = json.dumps(cfg.train_dataloader.dataset.pipeline)
@@ -99,8 +114,8 @@ def describe(path: Path) -> dict[str, Any]:
         schedule = f'{length}{augment})'
         shape = DET_SHAPE
     text = path.read_text()
-    paper = PAPER_RE.search(text)
     header = text.split('_base_', 1)[0]
+    paper = DEPTH_PAPER_RE.search(header) if model.type == 'DepthEstimator' else PAPER_RE.search(text)
     marked = [source for marker, source in SOURCE_MARKERS if marker in header]
     if paper is None:
         paper_value, source = '—', marked[0] if marked else 'no paper result'
@@ -114,10 +129,16 @@ def describe(path: Path) -> dict[str, Any]:
         checkpoint = 'HF ' + '/'.join(checkpoint.split('huggingface.co/')[1].split('/')[:2])
     elif checkpoint.startswith(('http://', 'https://')):
         checkpoint = checkpoint.rsplit('/', 1)[-1]
-    return dict(config=path.name, backbone=name, detector=DETECTORS.get(model.type, model.type),
+    detector = ('SegFormer' if model.get('decode_head', {}).get('type') == 'SegformerHead' else
+                DETECTORS.get(model.type, model.type))
+    if model.type == 'Mask2Former':
+        detector += ' (panoptic)' if model.test_cfg.get('panoptic_on') else ' (instance)'
+    return dict(config=path.name, backbone=name, detector=detector,
                 schedule=schedule, shape=list(shape), paper=paper_value, source=source,
                 checkpoint=checkpoint or '—',
-                task='seg' if model.type == 'EncoderDecoder' else 'det')
+                task='seg' if model.type == 'EncoderDecoder' else
+                'panoptic' if model.type == 'Mask2Former' else
+                'depth' if model.type == 'DepthEstimator' else 'det')
 
 
 def measure(path: Path, shape: tuple[int, int]) -> dict[str, float]:
@@ -177,7 +198,17 @@ offline, see [get_started.md](get_started.md#pretrained-weights-offline).
 """
 SEG_INTRO = """\
 The segmentation recipe, the parameter counts against the papers' and the ADE20K layout are in
-[segmentation.md](segmentation.md).
+[segmentation.md](segmentation.md); SegFormer (`segformer_*`: mmseg's configs, and mmseg's mIoU) in
+[segformer.md](segformer.md).
+"""
+PANOPTIC_INTRO = """\
+The recipe, what follows the backbone and how to read PQ / SQ / RQ are in [panoptic.md](panoptic.md).
+FLOPs at 800×1280 as for detection: the backbone, the pixel decoder and the 100 queries' decoder
+(the deformable attention's bilinear sampling, `grid_sample`, is not counted).
+"""
+DEPTH_INTRO = """\
+GLPN's decoder on MiT or PVT v2 encoders, trained with mmseg's `DepthEstimator` and SiLog loss; the recipe,
+the metrics and how to read them are in [depth.md](depth.md). FLOPs at 480×640, NYU's whole test image.
 """
 SOURCES_TEXT = """\
 ## Sources
@@ -193,8 +224,17 @@ SOURCES_TEXT = """\
   640 px. **official: not published**: the official repository has the config (Mask R-CNN
   PVTv2-B2-Li 3x) but no result for it.
 - **v1 (DETR)**: the PVT v1 paper's DETR comparison (50 epochs, PVT-Small's last stage).
+- **mmseg SegFormer zoo**: mmseg's published single-scale mIoU of the same SegFormer config
+  (`configs/segformer/metafile.yaml` of mmseg 1.2; Cityscapes rows are Cityscapes val, sliding window).
 - **mmdet R50, not PVT**: Deformable DETR on PVTv2-B2 has no published result; the figure is
   mmdet's ResNet-50 model of the same recipe (`deformable_detr/metafile.yml`), for scale only.
+- **GLPN paper**: Kim et al., "Global-Local Path Networks for Monocular Depth Estimation with Vertical
+  CutDepth" (arXiv:2201.07436), NYU Depth V2 test set with the Eigen crop: d1 and RMSE (m) of GLPN (MiT-b4).
+  Quoted as the paper reports them; no copy of its table could be consulted on the machine that built this
+  toolkit. The PVTv2 GLPN configs have no published result.
+- **mmdet Swin, not PVT**: Mask2Former on PVT v2 has no published result; the figure is mmdet's Swin
+  model of the same recipe (`mask2former/metafile.yml`: Swin-T beside B2, Swin-B 384 beside B5), for
+  scale only.
 
 The official 3x configs named `*_fp16` (Cascade Mask R-CNN, ATSS, GFL; also RetinaNet PVT-Large
 1x) trained with apex mixed precision. mmdet 3.x switches that on per run rather than in the
@@ -225,11 +265,19 @@ def table(rows: list[dict[str, Any]], metric: str) -> list[str]:
 def render(rows: list[dict[str, Any]], command: str) -> str:
     det = [r for r in rows if r['task'] == 'det']
     seg = [r for r in rows if r['task'] == 'seg']
+    panoptic = [r for r in rows if r['task'] == 'panoptic']
+    depth = [r for r in rows if r['task'] == 'depth']
     lines = [INTRO.format(command=command)]
     if det:
         lines += ['## Detection (COCO)', ''] + table(det, 'AP') + ['']
     if seg:
-        lines += ['## Semantic segmentation (ADE20K)', '', SEG_INTRO] + table(seg, 'mIoU') + ['']
+        lines += ['## Semantic segmentation (ADE20K; SegFormer also Cityscapes)', '', SEG_INTRO] + \
+            table(seg, 'mIoU') + ['']
+    if panoptic:
+        lines += ['## Panoptic and instance segmentation (COCO, Mask2Former)', '', PANOPTIC_INTRO] + \
+            table(panoptic, 'PQ / AP') + ['']
+    if depth:
+        lines += ['## Monocular depth (NYU Depth V2, GLPN)', '', DEPTH_INTRO] + table(depth, 'd1 / RMSE') + ['']
     lines.append(SOURCES_TEXT.format(v1=V1, v2=V2))
     return '\n'.join(lines)
 

@@ -56,6 +56,11 @@ fi
 
 say "mmdet 3.3.0, mmsegmentation 1.2.2, pycocotools"
 pip_install mmdet==3.3.0 mmsegmentation==1.2.2 ftfy regex pycocotools
+# COCO's panoptic API (mmdet's panoptic loading and PQ import `panopticapi`), which PyPI has only inside
+# panopticapi-lite: the same panopticapi/evaluation.py and utils.py as cocodataset/panopticapi
+# (docs/panoptic.md). --no-deps: its metadata pins numpy<2 and scikit-image, which that code does not use.
+say "panopticapi (panopticapi-lite 0.2.0)"
+pip_install --no-deps panopticapi-lite==0.2.0
 say "pvt_det (editable) with test extras"
 pip_install -e ".[tests]"
 

@@ -1,6 +1,9 @@
 # Example: RetinaNet-PVTv2-B0 on your own COCO-format dataset (docs/get_started.md, section 5).
 # Copy this file (keep it in configs/examples/, or make `_base_` an absolute path), then edit the
-# block below; nothing else needs to change. Expected files (the names are set in the block):
+# block below; nothing else needs to change. Copy it, do not inherit it: the block's values are copied
+# into the dataloaders, train_cfg, ... when the file is read, so a config with this file as `_base_` that
+# sets `data_root` or `max_epochs` (or `--cfg-options max_epochs=36`) would change nothing; tools/train.py
+# stops and names the keys to set instead. Expected files (the names are set in the block):
 #   data/my_dataset/annotations/train.json   data/my_dataset/images/train/*.jpg
 #   data/my_dataset/annotations/val.json     data/my_dataset/images/val/*.jpg
 _base_ = '../retinanet_pvt_v2_b0_fpn.py'

@@ -20,14 +20,15 @@ import json
 import os.path as osp
 import re
 from collections.abc import Iterator
-from copy import deepcopy
-from dataclasses import dataclass
 from typing import Any
 
 from mmengine.config import Config
 
 from ..cli import ToolError
+from .feature_maps import backbone_maps, model_cfg, necks, readers, registry, sites, walk
 from .loading import task_of
+from .preflight_panoptic import check_panoptic_classes, is_instances_metric_of_panoptic_dataset
+from .preflight_depth import CHECK as DEPTH_CHECK, DESCRIPTION as DEPTH_DESCRIPTION, check_depth
 
 _LAYOUT_HINT = {
     'det': 'COCO layout: <data_root>/annotations/instances_{train,val}2017.json and '
@@ -49,6 +50,9 @@ CONFIG_CHECKS = {
     'neck_in_channels': "the neck's in_channels equal the backbone's output widths",
     'strides': "anchor, RoI-extractor and decode-head strides equal the neck's output strides",
     'head_inputs': "the heads' in_channels/in_index match the maps the neck (or backbone) gives them",
+    'unused_keys': 'every top-level key set by --cfg-options or a child config reaches the run '
+                   '(pvt_det.config.unused_keys)',
+    DEPTH_CHECK: DEPTH_DESCRIPTION,
 }
 # COCO train2017's instances file is 450 MB: parsing it whole here would double the start-up time.
 _FULL_PARSE_BYTES = 64 * 2**20
@@ -79,7 +83,7 @@ def check_dataset_paths(cfg: Config, loaders: tuple[str, ...]) -> None:
         if not loader_cfg or 'dataset' not in loader_cfg:
             continue
         for key, dataset in _leaf_datasets(loader_cfg.dataset, f'{loader}.dataset'):
-            _check_one_dataset_paths(dataset, key, hint)
+            _check_one_dataset_paths(dataset, key, hint, task_of(cfg))
     for evaluator, split in _evaluated_splits(loaders):
         for _key, metric in _metrics(cfg, evaluator):
             ann_file = metric.get('ann_file')
@@ -89,7 +93,7 @@ def check_dataset_paths(cfg: Config, loaders: tuple[str, ...]) -> None:
                                 f'{split}.dataset.ann_file (with its data_root)')
 
 
-def _check_one_dataset_paths(dataset: dict, key: str, hint: str) -> None:
+def _check_one_dataset_paths(dataset: dict, key: str, hint: str, task: str) -> None:
     data_root = dataset.get('data_root')
     if data_root and _is_local(data_root) and not osp.isdir(data_root):
         raise ToolError(f'dataset not found: data_root {data_root!r} ({key}.data_root) does not '
@@ -102,10 +106,22 @@ def _check_one_dataset_paths(dataset: dict, key: str, hint: str) -> None:
             raise ToolError(f'dataset annotation file not found: {path} ({key}.ann_file). '
                             f'Expected {hint}; or set {key}.ann_file')
     for name, prefix in (dataset.get('data_prefix') or {}).items():
+        if not isinstance(prefix, str) or not prefix or not _reads_prefix(task, dataset, name):
+            continue  # None / '' (nothing to check), or a folder nothing will read
         path = _join(data_root, prefix)
-        if prefix and _is_local(path) and not osp.isdir(path):
+        if _is_local(path) and not osp.isdir(path):
             raise ToolError(f'dataset folder not found: {path} ({key}.data_prefix.{name}). '
                             f'Expected {hint}; or set {key}.data_prefix')
+
+
+def _reads_prefix(task: str, dataset: dict, name: str) -> bool:
+    """Whether training reads ``data_prefix[name]``: mmdet's CocoDataset names a ``seg`` map for every image,
+    but only a pipeline that loads panoptic or semantic maps opens it (an instance Mask2Former does not)."""
+    pipeline = dataset.get('pipeline')
+    if task != 'det' or name != 'seg' or not isinstance(pipeline, (list, tuple)):
+        return True
+    return any(isinstance(step, dict) and (str(step.get('type', '')).endswith('LoadPanopticAnnotations')
+                                           or step.get('with_seg')) for step in pipeline)
 
 
 def check_checkpoint(path: str, what: str = 'checkpoint') -> None:
@@ -186,19 +202,13 @@ def check_config(cfg: Config, loaders: tuple[str, ...]) -> None:
         _check_annotation_file(task, key, dataset, checks)
     if checks.wanted('num_classes'):
         _check_num_classes(cfg, task, datasets, checks)
+        check_panoptic_classes(model_cfg(cfg), datasets, checks)  # thing / stuff counts
     if checks.wanted('evaluator_ann_file'):
         _check_evaluator_ann_files(cfg, loaders, checks)
     if checks.wanted('mask_annotations') and task == 'det':
         _check_mask_annotations(cfg, loaders, checks)
+    check_depth(cfg, datasets, checks)  # depth range and scale vs the head's max_depth
     _check_model_shapes(cfg, task, checks)
-
-
-def _model_cfg(cfg: Config) -> dict:
-    model = cfg.get('model') or {}
-    # tools/test.py --tta wraps the detector: DetTTAModel / SegTTAModel(module=<the model>).
-    while isinstance(model.get('module'), dict) and 'backbone' not in model:
-        model = model['module']
-    return model
 
 
 # -------------------------------------------------------------------------------------- loaders
@@ -222,7 +232,7 @@ def _check_checkpoint_paths(cfg: Config, checks: _Checks) -> None:
         checks.fail('checkpoint_paths', f'checkpoint to start from not found: {load_from} (load_from). '
                     'Put the file there, point load_from at it, or set load_from=None to start from '
                     "the backbone's pretrained weights")
-    for key, checkpoint in _pretrained_checkpoints(_model_cfg(cfg), 'model'):
+    for key, checkpoint in _pretrained_checkpoints(model_cfg(cfg), 'model'):
         if _is_local(checkpoint) and not osp.isfile(osp.expanduser(checkpoint)):
             owner = key.rsplit('.init_cfg', 1)[0]
             checks.fail('checkpoint_paths', f'pretrained weights not found: {checkpoint} ({key}). Put '
@@ -263,7 +273,8 @@ def _check_evaluator_ann_files(cfg: Config, loaders: tuple[str, ...], checks: _C
         for metric_key, metric in _metrics(cfg, evaluator):
             ann_file = metric.get('ann_file')
             if ann_file and _is_local(ann_file) and _is_local(dataset_file) and \
-                    osp.realpath(ann_file) != osp.realpath(dataset_file):
+                    osp.realpath(ann_file) != osp.realpath(dataset_file) and \
+                    not is_instances_metric_of_panoptic_dataset(dataset, metric):
                 checks.fail('evaluator_ann_file',
                             f'{metric_key}.ann_file={ann_file!r} is not the file {key} reads '
                             f'({dataset_file}): the predictions would be scored against other ground '
@@ -272,8 +283,8 @@ def _check_evaluator_ann_files(cfg: Config, loaders: tuple[str, ...], checks: _C
 
 def _check_mask_annotations(cfg: Config, loaders: tuple[str, ...], checks: _Checks) -> None:
     """Mask R-CNN's mask loss needs ``gt_masks``; without them the first step fails deep in mmdet."""
-    model = _model_cfg(cfg)
-    mask_heads = [key for key, node in _walk(model, 'model', skip=('backbone', 'train_cfg', 'test_cfg'))
+    model = model_cfg(cfg)
+    mask_heads = [key for key, node in walk(model, 'model', skip=('backbone', 'train_cfg', 'test_cfg'))
                   if re.search(r'\.mask_head(\[\d+\])?$', key) and node]
     if not mask_heads or 'train_dataloader' not in loaders:
         return
@@ -289,14 +300,6 @@ def _check_mask_annotations(cfg: Config, loaders: tuple[str, ...], checks: _Chec
 
 
 # -------------------------------------------------------------------------------------- datasets
-def _registry(task: str, kind: str):
-    if task == 'det':
-        from mmdet import registry
-    else:
-        from mmseg import registry
-    return getattr(registry, kind)
-
-
 def _dataset_class(task: str, dataset: dict) -> type | None:
     dataset_type = dataset.get('type')
     if isinstance(dataset_type, type):
@@ -304,7 +307,7 @@ def _dataset_class(task: str, dataset: dict) -> type | None:
     if not isinstance(dataset_type, str):
         return None
     try:
-        return _registry(task, 'DATASETS').get(dataset_type)
+        return registry(task, 'DATASETS').get(dataset_type)
     except KeyError:  # e.g. a scope that is not imported: the runner will say so when it builds it
         return None
 
@@ -444,7 +447,7 @@ def _categories_from_tail(path: str, size: int) -> list | None:
 
 # -------------------------------------------------------------------------------------- class counts
 def _check_num_classes(cfg: Config, task: str, datasets: list[tuple[str, dict]], checks: _Checks) -> None:
-    heads = list(_num_classes_keys(_model_cfg(cfg), 'model'))
+    heads = list(_num_classes_keys(model_cfg(cfg), 'model'))
     if not heads:
         return
     for key, dataset in datasets:
@@ -482,42 +485,26 @@ def _num_classes_keys(node: Any, key: str) -> Iterator[tuple[str, int]]:
 
 
 # -------------------------------------------------------------------------------------- shapes
-@dataclass
-class _Maps:
-    """The feature maps one module hands to the next: width and stride of each, and who made them."""
-
-    channels: tuple[int, ...]
-    strides: tuple[int, ...] | None
-    source: str
-
-
+# Where the model reads the backbone's maps, and what must agree with them, is pvt_det.config.feature_maps's
+# knowledge (the backbone swap rewrites with it): here each of its sites is compared.
 def _check_model_shapes(cfg: Config, task: str, checks: _Checks) -> None:
-    model = _model_cfg(cfg)
+    model = model_cfg(cfg)
     backbone_cfg = model.get('backbone')
     if not isinstance(backbone_cfg, dict):
         return
     in_channels = backbone_cfg.get('in_channels', 3)
     if checks.wanted('mean_std') and isinstance(in_channels, int):
         _check_mean_std(model, in_channels, checks)
-    wanted = [name for name in ('neck_in_channels', 'strides', 'head_inputs') if checks.wanted(name)]
-    if not wanted:
+    _check_necks_have_a_type(model, task)
+    _check_model_level_pretrained(model)
+    if not any(checks.wanted(name) for name in ('neck_in_channels', 'strides', 'head_inputs')):
         return
-    maps = _backbone_maps(cfg, task, backbone_cfg)
+    maps = backbone_maps(cfg.get('default_scope'), task, backbone_cfg)
     if maps is None:
         return
-    neck = model.get('neck')
-    if isinstance(neck, dict):
-        if checks.wanted('neck_in_channels'):
-            _check_neck_inputs(neck, maps, checks)
-        maps = _neck_maps(task, neck, maps)
-        if maps is None:
-            return
-    elif neck is not None:
-        return  # a list of necks: mmdet chains them; no shapes to follow here
-    if checks.wanted('strides') and maps.strides is not None:
-        _check_strides(model, task, maps, checks)
-    if checks.wanted('head_inputs'):
-        _check_head_inputs(model, task, maps, checks)
+    for site in sites(model, task, maps):
+        if checks.wanted(site.check) and not site.agrees:
+            checks.fail(site.check, site.message)
 
 
 def _check_mean_std(model: dict, in_channels: int, checks: _Checks) -> None:
@@ -530,162 +517,22 @@ def _check_mean_std(model: dict, in_channels: int, checks: _Checks) -> None:
                         f'one value per channel')
 
 
-def _backbone_maps(cfg: Config, task: str, backbone_cfg: dict) -> _Maps | None:
-    """Widths and strides of the backbone's outputs, from a copy built on the meta device.
-
-    pvt_det's backbones report ``out_channels``/``out_strides``; others (mmdet's ResNet, ...) run one forward
-    pass of a meta tensor, which computes shapes only. ``None`` when the backbone cannot be built there.
-    """
-    import torch
-    from mmengine.registry import DefaultScope
-    backbone_cfg = deepcopy(backbone_cfg)
-    backbone_cfg.pop('init_cfg', None)  # building loads nothing anyway; keep the copy self-contained
-    in_channels = backbone_cfg.get('in_channels', 3)
-    try:
-        with DefaultScope.overwrite_default_scope(cfg.default_scope), torch.device('meta'):
-            backbone = _registry(task, 'MODELS').build(backbone_cfg)
-            name = getattr(backbone, 'display_name', type(backbone).__name__)
-            channels = getattr(backbone, 'out_channels', None)
-            strides = getattr(backbone, 'out_strides', None)
-            if not (isinstance(channels, tuple) and all(isinstance(c, int) for c in channels)):
-                size = max(64, getattr(backbone, 'min_input_size', 1))
-                size += -size % 32
-                outputs = backbone(torch.zeros(1, in_channels, size, size))
-                outputs = [outputs] if isinstance(outputs, torch.Tensor) else list(outputs)
-                channels = tuple(int(out.shape[1]) for out in outputs)
-                strides = tuple(size // int(out.shape[-1]) for out in outputs)
-    except Exception:  # noqa: BLE001 - e.g. .item() during __init__: the real build reports real errors
-        return None
-    strides = tuple(int(s) for s in strides) if isinstance(strides, tuple) else None
-    return _Maps(tuple(int(c) for c in channels), strides, f'the backbone {name}')
+def _check_model_level_pretrained(model: dict) -> None:
+    """mmseg's segmentors hand a model-level ``pretrained`` to the backbone, which pvt_det's do not take."""
+    pretrained, backbone_type = model.get('pretrained'), model['backbone'].get('type')
+    if isinstance(pretrained, str) and backbone_type in ('PVT', 'PVTv2', 'CvT'):
+        raise ToolError(f'model.pretrained={pretrained!r} would be passed to model.backbone ({backbone_type}), '
+                        'which takes its weights as init_cfg: set model.pretrained=None and model.backbone.'
+                        "init_cfg=dict(type='Pretrained', checkpoint=...) (tools/swap_backbone.py does)")
 
 
-def _check_neck_inputs(neck: dict, maps: _Maps, checks: _Checks) -> None:
-    in_channels = neck.get('in_channels')
-    if not isinstance(in_channels, (list, tuple)) or list(in_channels) == list(maps.channels):
-        return
-    checks.fail('neck_in_channels',
-                f'model.neck.in_channels={list(in_channels)} but {maps.source} outputs '
-                f'{len(maps.channels)} maps of {list(maps.channels)} channels: set '
-                f'model.neck.in_channels={list(maps.channels)} (or change model.backbone.out_indices)')
-
-
-def _neck_maps(task: str, neck: dict, inputs: _Maps) -> _Maps | None:
-    """The maps mmdet's/mmseg's FPN and mmdet's ChannelMapper return; ``None`` for other necks."""
-    neck_type = str(neck.get('type', '')).split('.')[-1]
-    out_channels, num_outs = neck.get('out_channels'), neck.get('num_outs')
-    if not isinstance(out_channels, int):
-        return None
-    strides = inputs.strides
-    if neck_type == 'FPN' and isinstance(num_outs, int):
-        start, end = neck.get('start_level', 0), neck.get('end_level', -1)
-        if end == -1 or (task == 'det' and end == len(inputs.channels) - 1):
-            end = len(inputs.channels)
-        elif task == 'det':
-            end += 1  # mmdet's end_level is inclusive, mmseg's exclusive
-        levels = list(strides[start:end]) if strides else None
-    elif neck_type == 'ChannelMapper':
-        num_outs = num_outs or len(inputs.channels)
-        levels = list(strides) if strides else None
-    else:
-        return None
-    if levels:  # extra levels: stride-2 convs or max-pools on top of the last one
-        while len(levels) < num_outs:
-            levels.append(levels[-1] * 2)
-    return _Maps((out_channels,) * num_outs, tuple(levels[:num_outs]) if levels else None,
-                 f'the neck ({neck_type}, num_outs={num_outs})')
-
-
-def _walk(node: Any, key: str, skip: tuple[str, ...] = ()) -> Iterator[tuple[str, dict]]:
-    """Every dict in a config tree with its key, depth first."""
-    if isinstance(node, dict):
-        yield key, node
-        for name, value in node.items():
-            if name not in skip:
-                yield from _walk(value, f'{key}.{name}', skip)
-    elif isinstance(node, (list, tuple)):
-        for index, value in enumerate(node):
-            yield from _walk(value, f'{key}[{index}]', skip)
-
-
-def _stride_value(stride: Any) -> Any:
-    if isinstance(stride, (list, tuple)) and len(stride) == 2 and stride[0] == stride[1]:
-        return stride[0]  # (w, h) strides as AnchorGenerator takes them
-    return stride
-
-
-def _check_strides(model: dict, task: str, maps: _Maps, checks: _Checks) -> None:
-    expected = list(maps.strides)
-    heads = {name: value for name, value in model.items() if name not in ('backbone', 'neck')}
-    for key, node in _walk(heads, 'model', skip=('train_cfg', 'test_cfg', 'init_cfg')):
-        node_type = str(node.get('type', ''))
-        if node_type.endswith('AnchorGenerator') and isinstance(node.get('strides'), (list, tuple)):
-            strides = [_stride_value(s) for s in node['strides']]
-            if strides != expected:
-                checks.fail('strides', f'{key}.strides={strides} but the head gets {len(expected)} maps from '
-                            f'{maps.source} with strides {expected}: set {key}.strides={expected}')
-        featmap_strides = node.get('featmap_strides')
-        right = expected[:len(featmap_strides)] if isinstance(featmap_strides, (list, tuple)) else None
-        if right is not None and list(featmap_strides) != right:
-            checks.fail('strides', f'{key}.featmap_strides={list(featmap_strides)} but {maps.source} gives '
-                        f'maps with strides {expected}: set {key}.featmap_strides={right}')
-    if task == 'seg':
-        for key, head in _seg_heads(model):
-            feature_strides, in_index = head.get('feature_strides'), head.get('in_index')
-            if isinstance(feature_strides, (list, tuple)) and isinstance(in_index, (list, tuple)) and \
-                    all(isinstance(i, int) and -len(expected) <= i < len(expected) for i in in_index):
-                right = [expected[i] for i in in_index]
-                if list(feature_strides) != right:
-                    checks.fail('strides', f'{key}.feature_strides={list(feature_strides)} but the maps at '
-                                f'in_index {list(in_index)} of {maps.source} have strides {right}: set '
-                                f'{key}.feature_strides={right}')
-
-
-def _seg_heads(model: dict) -> Iterator[tuple[str, dict]]:
-    for name in ('decode_head', 'auxiliary_head'):
-        head = model.get(name)
-        heads = head if isinstance(head, (list, tuple)) else [head]
-        for index, one in enumerate(heads):
-            if isinstance(one, dict):
-                yield (f'model.{name}' if isinstance(head, dict) else f'model.{name}[{index}]'), one
-
-
-def _check_head_inputs(model: dict, task: str, maps: _Maps, checks: _Checks) -> None:
-    count = len(maps.channels)
-    if task == 'seg':
-        for key, head in _seg_heads(model):
-            _check_seg_head_inputs(key, head, maps, checks)
-        return
-    # mmdet: one-stage heads and the RPN take every map; their in_channels is the neck's width.
-    widths = set(maps.channels)
-    if len(widths) != 1:
-        return
-    width = widths.pop()
-    for name in ('bbox_head', 'rpn_head'):
-        head = model.get(name)
-        head_width = head.get('in_channels') if isinstance(head, dict) else None
-        if isinstance(head_width, int) and head_width != width:
-            checks.fail('head_inputs', f'model.{name}.in_channels={head_width} but {maps.source} '
-                        f'gives {count} maps of {width} channels: set model.{name}.in_channels={width}')
-    for key, node in _walk(model.get('roi_head'), 'model.roi_head', skip=('train_cfg', 'test_cfg')):
-        if key.endswith('roi_extractor') and isinstance(node.get('out_channels'), int) and \
-                node['out_channels'] != width:
-            checks.fail('head_inputs', f'{key}.out_channels={node["out_channels"]} but {maps.source} gives '
-                        f'maps of {width} channels: set {key}.out_channels={width}')
-
-
-def _check_seg_head_inputs(key: str, head: dict, maps: _Maps, checks: _Checks) -> None:
-    in_index, in_channels = head.get('in_index', -1), head.get('in_channels')
-    indices = list(in_index) if isinstance(in_index, (list, tuple)) else [in_index]
-    count = len(maps.channels)
-    bad = [i for i in indices if not isinstance(i, int) or not -count <= i < count]
-    if bad:
-        checks.fail('head_inputs', f'{key}.in_index={in_index} but {maps.source} gives {count} maps: use '
-                    f'indices in 0..{count - 1}')
-    # resize_concat too: its in_channels lists the widths it concatenates.
-    selected = [maps.channels[i] for i in indices]
-    widths = list(in_channels) if isinstance(in_channels, (list, tuple)) else [in_channels]
-    if all(isinstance(w, int) for w in widths) and widths != selected:
-        right = selected if isinstance(in_channels, (list, tuple)) else selected[0]
-        checks.fail('head_inputs', f'{key}.in_channels={in_channels} but the maps at in_index {in_index} '
-                    f'of {maps.source} have {selected} channels: set {key}.in_channels={right}')
+def _check_necks_have_a_type(model: dict, task: str) -> None:
+    """``neck=dict(in_channels=...)`` merged into a model without a neck (MaskFormer, PSPNet, ...) makes a
+    neck without a type, which mmengine reports as a KeyError at build time."""
+    for key, _, neck in necks(model):
+        if 'type' not in neck:
+            without = {name: value for name, value in model.items() if name != 'neck'}
+            where = ', '.join(readers(without, task)) or 'its heads'
+            raise ToolError(f'{key} has no type ({key}={dict(neck)}): this {model.get("type", "model")} has no '
+                            f'neck, so the override makes one; its backbone maps are read through {where}: '
+                            'set those instead and drop the neck override (tools/swap_backbone.py writes them)')

@@ -70,6 +70,9 @@ class Layout:
     name: str
     detect: Callable[[StateDict], bool]
     convert: Callable[[StateDict, nn.Module], StateDict]
+    # LayerNorm eps the checkpoint's code trained with, (blocks and stage norms, patch-embed and
+    # spatial-reduction norms); None: whatever the backbone has (pvt_det's own files carry theirs).
+    norm_eps: tuple[float, float] | None = None
 
 
 @dataclass
@@ -86,16 +89,20 @@ _LAYOUTS: dict[str, list[Layout]] = {}
 
 
 def register_layout(family: str, name: str, detect: Callable[[StateDict], bool],
-                    convert: Callable[[StateDict, nn.Module], StateDict]) -> None:
+                    convert: Callable[[StateDict, nn.Module], StateDict],
+                    norm_eps: tuple[float, float] | None = None) -> None:
     """Register how to recognise (``detect``) and translate (``convert``) one checkpoint layout of ``family``.
 
     ``convert(state_dict, backbone)`` receives the unwrapped source state dict and the target *backbone* module
-    and returns pvt_det's classifier namespace (see the module docstring). Layouts are tried in registration
-    order; re-registering a ``(family, name)`` pair replaces it.
+    and returns pvt_det's classifier namespace (see the module docstring). ``norm_eps`` is the LayerNorm eps of
+    the code that wrote such files, ``(block/stage norms, patch-embed/spatial-reduction norms)``: every
+    conversion into a backbone with ``follow_norm_eps`` sets it, so the weights compute what they computed
+    where they were trained. Layouts are tried in registration order; re-registering a ``(family, name)``
+    pair replaces it.
     """
     entries = _LAYOUTS.setdefault(family, [])
     entries[:] = [entry for entry in entries if entry.name != name]
-    entries.append(Layout(family, name, detect, convert))
+    entries.append(Layout(family, name, detect, convert, norm_eps))
 
 
 def registered_layouts(family: str | None = None) -> list[Layout]:
@@ -226,7 +233,10 @@ def convert_state_dict(state_dict: StateDict,
 def _run_converter(layout: Layout, state_dict: StateDict, backbone: nn.Module | None,
                    source: str) -> StateDict:
     try:
-        return layout.convert(state_dict, backbone)
+        converted = layout.convert(state_dict, backbone)
+        if layout.norm_eps is not None and hasattr(backbone, 'follow_norm_eps'):
+            backbone.follow_norm_eps(*layout.norm_eps)  # the one place every loading path passes through
+        return converted
     except CheckpointError as error:
         raise CheckpointError(f'{source} ({layout.family} {layout.name} layout): {error}') from None
     except (KeyError, IndexError, RuntimeError, ValueError) as error:

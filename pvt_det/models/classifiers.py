@@ -101,8 +101,8 @@ def _pvt_builder(backbone_cls: type[PyramidVisionTransformer],
 
 for _arch in PVT.arch_zoo:
     register_classifier(f'pvt_{_arch}', _pvt_builder(PVT, _arch))
-for _arch in PVTv2.arch_zoo:
-    register_classifier(f'pvt_v2_{_arch}', _pvt_builder(PVTv2, _arch))
+for _arch in PVTv2.arch_zoo:  # SegFormer's MiT encoders keep their own names ('mit_b0', not 'pvt_v2_mit_b0')
+    register_classifier(_arch if _arch.startswith('mit_') else f'pvt_v2_{_arch}', _pvt_builder(PVTv2, _arch))
 
 
 # --------------------------------------------------------------------------------------------------------- CvT

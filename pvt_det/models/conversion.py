@@ -10,11 +10,16 @@ Three kinds of source, told apart by their keys:
 * ``backbone_only=True`` on either: just the backbone, which ``init_cfg=dict(type='Pretrained', checkpoint=...)``
   loads strictly (e.g. to start a new detector from a trained detector's backbone).
 
+``to`` other than ``'ours'`` loads the source into the matching pvt_det model (as above) and writes it in another
+project's layout through :mod:`pvt_det.models.layout_export` (official, mmdet, Hugging Face, timm), verified there;
+of a detector/segmentor only the backbone is written and the rest is named in the report.
+
 Writes are atomic (a kill mid-write leaves no partial file). This module may import both the backbones and the
 classifiers; :mod:`pvt_det.models.checkpoint` imports neither.
 """
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,11 +30,12 @@ import torch
 
 from ..fileio import atomic_output
 from .checkpoint import (_DENSE_UNUSED, CheckpointError, Layout, StateDict, _check_fits, _listing,
-                         convert_state_dict, read_checkpoint, registered_layouts, resolve_checkpoint,
-                         strip_prefix, unwrap_state_dict)
+                         convert_state_dict, load_pretrained, read_checkpoint, registered_layouts,
+                         resolve_checkpoint, strip_prefix, unwrap_state_dict)
 from .classifiers import build_classifier, classifier_names
+from .layout_export import EXPORT_TARGETS, export_model
 
-__all__ = ['ConversionReport', 'convert_checkpoint_file', 'is_whole_model']
+__all__ = ['CONVERSION_TARGETS', 'ConversionReport', 'convert_checkpoint_file', 'is_whole_model']
 
 # Top-level keys of pvt_det's classifier namespace besides 'backbone.': a file with any other top-level name
 # (neck, bbox_head, decode_head ...) is a whole detector/segmentor.
@@ -43,6 +49,12 @@ class ConversionReport:
     kind: str  # 'classifier', 'backbone' or 'detector' (whole model)
     arch: str | None  # classifier name whose backbone fits, None for a custom arch
     keys: list[str] = field(default_factory=list)
+    target: str = 'ours'  # the layout written (see CONVERSION_TARGETS)
+    written_as: str = 'pvt_det layout'  # the layout, or the transformers class
+    left_out: list[str] = field(default_factory=list)  # whole-model keys not written (exports write the backbone)
+    max_rel_diff: float | None = None  # of an export's verification
+
+CONVERSION_TARGETS = ('ours', ) + EXPORT_TARGETS
 
 
 def is_whole_model(state_dict: Mapping[str, Any]) -> bool:
@@ -55,16 +67,21 @@ def convert_checkpoint_file(src: str | os.PathLike,
                             dst: str | os.PathLike,
                             arch: str | None = None,
                             overwrite: bool = False,
-                            backbone_only: bool = False) -> ConversionReport:
+                            backbone_only: bool = False,
+                            to: str = 'ours',
+                            backbone_kwargs: dict[str, Any] | None = None) -> ConversionReport:
     """Rewrite checkpoint ``src`` (any registered layout, any kind: see the module docstring) into pvt_det's
-    layout at ``dst``.
+    layout at ``dst``, or with ``to`` into another project's (:data:`CONVERSION_TARGETS`).
 
     ``arch`` is a classifier name (``'pvt_v2_b2'``); without it every registered architecture is tried and the
     one whose parameter names and shapes fit exactly is used. A classification/backbone file must fit one; a
-    detector's backbone may be a custom arch (its own config checks it when it is loaded). ``.safetensors``
-    destinations are supported for classifier and backbone files.
+    detector's backbone may be a custom arch (its own config checks it when it is loaded), except for an export.
+    ``.safetensors`` destinations are supported for classifier and backbone files. ``backbone_kwargs`` are passed
+    to the backbone an export builds (what the file cannot say, e.g. a CvT's ``act_cfg``).
     """
     dst = Path(dst)
+    if to not in CONVERSION_TARGETS:
+        raise ValueError(f'unknown target layout {to!r}; valid: {list(CONVERSION_TARGETS)}')
     if dst.exists() and not overwrite:
         raise FileExistsError(f'{dst} already exists; choose another destination or pass --overwrite')
     if arch is not None and arch not in classifier_names():
@@ -72,15 +89,72 @@ def convert_checkpoint_file(src: str | os.PathLike,
     path = resolve_checkpoint(src)
     checkpoint = read_checkpoint(path)
     state_dict = unwrap_state_dict(checkpoint, source=str(path))
+    if to != 'ours':
+        return _export(state_dict, path, dst, arch, backbone_only, to, overwrite, backbone_kwargs or {})
     if is_whole_model(state_dict):
         return _convert_whole_model(checkpoint, state_dict, path, dst, arch, backbone_only)
     report = _convert_classifier(state_dict, path, dst, arch, backbone_only)
     return report
 
 
+# ------------------------------------------------------------------------------------ other projects' layouts
+def _export(state_dict: StateDict, path: Path, dst: Path, arch: str | None, backbone_only: bool, to: str,
+            overwrite: bool, backbone_kwargs: dict[str, Any]) -> ConversionReport:
+    """Load ``state_dict`` into the pvt_det model it fits, then write that model in layout ``to``."""
+    left_out: list[str] = []
+    if is_whole_model(state_dict):
+        inner = strip_prefix(state_dict, 'backbone.')
+        layout = _detect_any_family(inner, path)
+        name, _ = _identify_arch(inner, layout, path, arch)
+        if name is None:
+            raise CheckpointError(f'{path}: its backbone fits no named architecture; pass --arch (a custom arch '
+                                  f'cannot be exported from the command line)')
+        left_out = sorted(key for key in state_dict if not key.startswith('backbone.'))
+        model = build_classifier(name, num_classes=0, **_export_kwargs(name, inner, backbone_kwargs)).backbone
+        load_pretrained(model, inner, layout.family)
+        kind, source_layout = 'backbone', f'{layout.family}/{layout.name}'
+    else:
+        name, family, layout_name, kind, converted = _fit_classifier(state_dict, path, arch, backbone_only)
+        head = converted.get('head.weight')
+        num_classes = 0 if head is None else head.shape[0]
+        model = build_classifier(name, num_classes=num_classes,
+                                 **_export_kwargs(name, converted, backbone_kwargs))
+        if kind == 'backbone':
+            model = model.backbone
+        load_pretrained(model, state_dict, family)
+        source_layout = f'{family}/{layout_name}'
+    meta = dict(arch=name, source=str(path), source_layout=source_layout)
+    report = export_model(model, dst, to, overwrite=overwrite, left_out=left_out, meta=meta)
+    return ConversionReport(str(dst), source_layout, report.kind, name, report.keys, to, report.written_as,
+                            report.left_out, report.max_rel_diff)
+
+
+def _export_kwargs(name: str, converted: StateDict, backbone_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """What the file implies (v1's ``pretrain_img_size``), then what the caller says."""
+    probe = _meta_model(name, 0, ())
+    implied = getattr(type(probe.backbone), 'kwargs_for_state_dict', lambda _: {})(converted)
+    try:
+        with torch.device('meta'):
+            build_classifier(name, num_classes=0, **backbone_kwargs)
+    except TypeError:
+        raise CheckpointError(f'{name} takes no {sorted(backbone_kwargs)} (a CvT option on a '
+                              f'{probe.backbone.family} checkpoint?)') from None
+    return dict(implied, **backbone_kwargs)
+
+
 # ------------------------------------------------------------------------------------- classifier / backbone
 def _convert_classifier(state_dict: StateDict, path: Path, dst: Path, arch: str | None,
                         backbone_only: bool) -> ConversionReport:
+    name, family, layout_name, kind, output = _fit_classifier(state_dict, path, arch, backbone_only)
+    meta = dict(arch=name, source=str(path), source_layout=f'{family}/{layout_name}')
+    _save(output, dst, meta)
+    return ConversionReport(str(dst), f'{family}/{layout_name}', kind, name, sorted(output))
+
+
+def _fit_classifier(state_dict: StateDict, path: Path, arch: str | None,
+                    backbone_only: bool) -> tuple[str, str, str, str, StateDict]:
+    """The classifier name whose classifier (or backbone) ``state_dict`` fits exactly, its family, the source
+    layout's name, ``'classifier'`` or ``'backbone'``, and the converted state dict in that module's names."""
     failures: dict[str, str] = {}
     for name in [arch] if arch else classifier_names():
         family = _family_of(name)
@@ -102,9 +176,7 @@ def _convert_classifier(state_dict: StateDict, path: Path, dst: Path, arch: str 
         except CheckpointError as error:
             failures[name] = str(error)
             continue
-        meta = dict(arch=name, source=str(path), source_layout=f'{family}/{layout.name}')
-        _save(output, dst, meta)
-        return ConversionReport(str(dst), f'{family}/{layout.name}', kind, name, sorted(output))
+        return name, family, layout.name, kind, output
     if arch:
         raise CheckpointError(failures[arch])
     layouts = sorted({
@@ -186,16 +258,22 @@ def _identify_arch(inner: StateDict, layout: Layout, path: Path,
 
 # ------------------------------------------------------------------------------------------------ helpers
 def _family_of(name: str) -> str:
-    with torch.device('meta'):
-        return build_classifier(name, num_classes=0).backbone.family
+    return _meta_model(name, 0, ()).backbone.family
 
 
 def _meta_classifier(name: str, num_classes: int, converted: StateDict) -> torch.nn.Module:
     """Classifier ``name`` on the meta device (no memory), with the constructor kwargs ``converted`` implies."""
+    probe = _meta_model(name, num_classes, ())
+    kwargs = getattr(type(probe.backbone), 'kwargs_for_state_dict', lambda _: {})(converted)
+    return _meta_model(name, num_classes, tuple(sorted(kwargs.items()))) if kwargs else probe
+
+
+@functools.lru_cache(maxsize=None)
+def _meta_model(name: str, num_classes: int, kwargs: tuple[tuple[str, Any], ...]) -> torch.nn.Module:
+    """Built once per process: trying every architecture for a file builds each of them (half a second apiece
+    even on the meta device). Used for parameter names and shapes only."""
     with torch.device('meta'):
-        probe = build_classifier(name, num_classes=num_classes)
-        kwargs = getattr(type(probe.backbone), 'kwargs_for_state_dict', lambda _: {})(converted)
-        return build_classifier(name, num_classes=num_classes, **kwargs) if kwargs else probe
+        return build_classifier(name, num_classes=num_classes, **dict(kwargs))
 
 
 def _save(state_dict: StateDict, dst: Path, meta: dict[str, str]) -> None:

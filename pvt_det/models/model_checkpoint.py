@@ -29,6 +29,7 @@ from torch import nn
 
 from .backbones.base import PyramidBackbone
 from .checkpoint import CheckpointError, StateDict, _listing, convert_backbone_keys
+from .decode_heads.segformer_mlp_head import is_all_mlp_head_key
 
 Policy = Literal['exact', 'finetune']
 _LISTED = 4  # keys named per kind of misfit
@@ -102,6 +103,9 @@ def fit_state_dict(model: nn.Module,
     expected = model.state_dict()
     upgraded = _upgrade_mmdet2_detr(state, expected)
     layouts = {'': 'mmdet 2.x DETR'} if upgraded else {}
+    for name, module in model.named_modules():  # whole-model file layouts a module knows (GLPNHead: the hub's GLPN)
+        if callable(getattr(module, 'adopt_model_keys', None)):
+            module.adopt_model_keys(state, f'{name}.' if name else '')
     for name, module in model.named_modules():
         if isinstance(module, PyramidBackbone):
             prefix = f'{name}.' if name else ''
@@ -211,6 +215,12 @@ def _advice(model: nn.Module, meta: Mapping[str, Any] | None, state: StateDict, 
                 'moved bbox_head.transformer.* to the detector (encoder.*, decoder.*) and renamed its layers; '
                 'pvt_det converts plain DETR only (into an mmdet 3 DETR config), not this head: use the '
                 'matching mmdet 3 release or retrain')
+    head_keys = [key.split('.', 1)[1] for key in unexpected if key.startswith('decode_head.')]
+    if any(is_all_mlp_head_key(key) for key in head_keys) or \
+            (any(key.startswith('segformer.') for key in unexpected) and 'decode_head' in _top(list(expected))):
+        return ('It is a SegFormer of NVlabs/SegFormer or Hugging Face, whose all-MLP decode head is not mmseg\'s '
+                'SegformerHead: set model.decode_head.type=\'SegformerMLPHead\' (e.g. --cfg-options '
+                'model.decode_head.type=SegformerMLPHead), see docs/segformer.md')
     model_tops, ckpt_tops = _top(list(expected)), _top(list(state))
     if model_tops != ckpt_tops and set(_top(missing + unexpected)) - {'backbone', 'neck'}:
         return (f'It is a checkpoint of another model (it has {", ".join(ckpt_tops)}; the config builds '

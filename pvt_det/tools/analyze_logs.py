@@ -21,7 +21,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..cli import ToolError, cli_main
+from pvt_det.cli import ToolError, cli_main
 
 # Keys of the validation lines that are not metrics.
 NOT_METRICS = {'step', 'time', 'data_time', 'epoch', 'iter', 'memory'}
@@ -78,15 +78,17 @@ def series(records: list[dict], key: str) -> tuple[list[int], list[float]]:
 
 
 def plot_logs(logs: dict[str, dict[str, list[dict]]], out: str | Path, metrics: list[str] | None = None) -> dict:
-    """Loss (every ``loss*`` key), lr and the metrics against the iteration, one colour per log. Returns what
-    was drawn: ``{panel: {label: (steps, values)}}``."""
+    """Loss (every ``loss*`` key), lr and the metrics against the iteration, one colour per log, one metric axis
+    per scale (:func:`metric_scale`). Returns what was drawn: ``{panel: {label: (steps, values)}}``, and under
+    ``metric_axis`` each metric's scale."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    from ..fileio import atomic_output
+    from pvt_det.fileio import atomic_output
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), sharex=True)  # one iteration axis
     drawn: dict[str, dict] = dict(loss={}, lr={}, metric={})
+    styles: dict[str, dict] = {}
     for index, (name, log) in enumerate(logs.items()):
         colour = plt.get_cmap('tab10')(index % 10)
         prefix = f'{name}: ' if len(logs) > 1 else ''
@@ -98,11 +100,13 @@ def plot_logs(logs: dict[str, dict[str, list[dict]]], out: str | Path, metrics: 
         axes[1].plot(*drawn['lr'][prefix + 'lr'], color=colour, label=prefix + 'lr', linewidth=1)
         for style, key in zip(('-', '--', ':') * 4, metric_keys(log['val'], metrics)):
             drawn['metric'][prefix + key] = series(log['val'], key)
-            axes[2].plot(*drawn['metric'][prefix + key], style, marker='o', color=colour, label=prefix + key)
+            styles[prefix + key] = dict(fmt=style, color=colour)
+    drawn['metric_axis'] = _draw_metrics(axes[2], drawn['metric'], styles)
     for ax, title in zip(axes, ('training loss', 'learning rate', 'validation metric')):
         ax.set_title(title, fontsize=10)
         ax.set_xlabel('iteration')
         ax.grid(True, alpha=0.3)
+    for ax in axes[:2]:
         if ax.lines:
             ax.legend(fontsize=7)
     if any(v for _, values in drawn['loss'].values() for v in values if v > 0):
@@ -112,6 +116,29 @@ def plot_logs(logs: dict[str, dict[str, list[dict]]], out: str | Path, metrics: 
         fig.savefig(tmp_path, dpi=90)
     plt.close(fig)
     return drawn
+
+
+def metric_scale(values: list[float]) -> str:
+    """``'0-1'`` for a fraction (mmdet's bbox_mAP, accuracy as a ratio), ``'0-100'`` for a percentage (mmseg's
+    mIoU, mmpretrain's top-1): drawn on one axis, a 0.8 mAP would sit on the zero line of a 0-100 mIoU."""
+    return '0-1' if all(-1e-9 <= value <= 1 + 1e-9 for value in values) else '0-100'
+
+
+def _draw_metrics(ax, metrics: dict[str, tuple[list[int], list[float]]], styles: dict[str, dict]) -> dict[str, str]:
+    """Each metric on the axis of its scale: the first scale on the left, the other on a right-hand axis.
+    Returns ``{label: scale}``."""
+    scales = {label: metric_scale(values) for label, (_steps, values) in metrics.items() if values}
+    order = list(dict.fromkeys(scales.values()))
+    axis_of = {order[0]: ax} if order else {}
+    if len(order) > 1:
+        axis_of[order[1]] = ax.twinx()
+    for label, scale in scales.items():
+        target = axis_of[scale]
+        target.plot(*metrics[label], styles[label]['fmt'], marker='o', color=styles[label]['color'], label=label)
+    for scale, target in axis_of.items():
+        target.set_ylabel(f'metric ({scale})', fontsize=8)
+        target.legend(fontsize=7, loc='upper left' if target is ax else 'lower right')
+    return scales
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

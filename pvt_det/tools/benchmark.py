@@ -27,13 +27,13 @@ import sys
 
 import torch
 
-from ..benchmark.archs import ALL_ARCHS, IMPLS, BenchmarkError, has_mmdet_peer
-from ..benchmark.detector import MMDET_RETINANET_PVT_S, OUR_RETINANET_PVT_S
-from ..benchmark.measure import machine_line, matmul_throughput
-from ..benchmark.report import print_backbone, print_detector
-from ..benchmark.runs import run_backbone, run_detector, run_worker
-from ..benchmark.scaling import print_scaling, scaling_rows, slopes, write_outputs
-from ..cli import cli_main
+from pvt_det.benchmark.archs import ALL_ARCHS, IMPLS, BenchmarkError, has_mmdet_peer
+from pvt_det.benchmark.detector import MMDET_RETINANET_PVT_S, OUR_RETINANET_PVT_S
+from pvt_det.benchmark.measure import machine_line, matmul_throughput
+from pvt_det.benchmark.report import print_backbone, print_detector
+from pvt_det.benchmark.runs import run_backbone, run_detector, run_worker
+from pvt_det.benchmark.scaling import print_scaling, scaling_rows, slopes, write_outputs
+from pvt_det.cli import cli_main
 
 
 def positive_int(text: str) -> int:

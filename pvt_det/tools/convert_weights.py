@@ -1,19 +1,28 @@
-"""Rewrite a checkpoint into pvt_det's layout: a classifier or backbone file, or a whole detector/segmentor.
+"""Rewrite a checkpoint into pvt_det's layout (a classifier or backbone file, or a whole detector/segmentor), or
+write one in another project's layout.
 
-    python tools/convert_weights.py SRC DST [--arch pvt_v2_b2] [--backbone-only] [--overwrite]
+    python tools/convert_weights.py SRC DST [--to {ours,official,mmdet,hf,timm}] [--arch pvt_v2_b2]
+                                    [--backbone-only] [--overwrite]
 
 SRC may be an official whai362 release (classification, detection or Semantic FPN), a Hugging Face
 ``.bin``/``.safetensors``, a timm or mmdet checkpoint, or ours; the layout and (without ``--arch``) the
 architecture are detected. A detector/segmentor keeps its neck, heads and ``meta``; ``--backbone-only`` writes just
 the backbone, for ``init_cfg=dict(type='Pretrained', checkpoint=DST)``. DST ending in ``.safetensors`` writes
 safetensors (classifier and backbone files).
+
+``--to`` other than ``ours`` writes SRC's model for elsewhere: ``official`` (whai362/PVT, NVlabs/SegFormer,
+microsoft/CvT release keys), ``mmdet`` (mmdet's PVT backbones), ``timm`` (a state dict timm's ``pvt_v2_*`` loads
+strictly) or ``hf`` (a directory ``transformers.AutoModel.from_pretrained(DST)`` loads: PvtV2Model, SegformerModel
+for MiT, CvtModel, PvtModel, or their ...ForImageClassification for a classifier file). Each is loaded back and
+its stage maps compared with the source's before it is kept; of a detector/segmentor only the backbone is
+written, and the rest is named.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
-from ..cli import cli_main
+from pvt_det.cli import ToolError, cli_main
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -26,6 +35,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help='write only the backbone (of a classifier or a trained detector/segmentor), '
                         "loadable by init_cfg=dict(type='Pretrained', checkpoint=DST)")
     parser.add_argument('--overwrite', action='store_true', help='replace DST if it exists')
+    parser.add_argument('--to', default='ours', choices=['ours', 'official', 'mmdet', 'hf', 'timm'],
+                        help='layout to write (default: ours); hf writes a directory')
+    parser.add_argument('--cvt-act', choices=['quick_gelu', 'gelu'],
+                        help="CvT only: the MLP activation the weights were trained with (default: the official "
+                        "QuickGELU; gelu for a CvT built with act_cfg=dict(type='GELU'))")
     return parser.parse_args(argv)
 
 
@@ -33,12 +47,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from pvt_det.models.conversion import convert_checkpoint_file
+    backbone_kwargs = {}
+    if args.cvt_act and args.to == 'ours':
+        raise ToolError('--cvt-act says which activation an exported CvT computes; it has no effect with --to ours '
+                        '(pvt_det files keep no activation): drop it, or pass --to hf')
+    if args.cvt_act:
+        backbone_kwargs['act_cfg'] = dict(type='GELU' if args.cvt_act == 'gelu' else 'QuickGELU')
     report = convert_checkpoint_file(args.src, args.dst, args.arch, overwrite=args.overwrite,
-                                     backbone_only=args.backbone_only)
+                                     backbone_only=args.backbone_only, to=args.to, backbone_kwargs=backbone_kwargs)
     arch = report.arch or 'custom arch'
-    print(f'wrote {report.path}: {report.kind} checkpoint ({arch}), {len(report.keys)} tensors, backbone '
-          f'converted from {args.src} ({report.layout} layout)')
+    if args.to == 'ours':
+        print(f'wrote {report.path}: {report.kind} checkpoint ({arch}), {len(report.keys)} tensors, backbone '
+              f'converted from {args.src} ({report.layout} layout)')
+        return 0
+    print(f'wrote {report.path}: {report.written_as} ({report.kind} of {arch}), {len(report.keys)} tensors, from '
+          f'{args.src} ({report.layout} layout); loaded back, its stage maps are within {report.max_rel_diff:.1e} '
+          f'(relative) of the source model\'s')
+    if report.left_out:
+        print(f'left out (not part of the backbone): {_summary(report.left_out)}')
     return 0
+
+
+def _summary(keys: list[str]) -> str:
+    """``neck (12 tensors), bbox_head (20 tensors)``: the left-out keys by their top-level module."""
+    counts: dict[str, int] = {}
+    for key in keys:
+        counts[key.split('.', 1)[0]] = counts.get(key.split('.', 1)[0], 0) + 1
+    return ', '.join(f'{name} ({count} tensor{"s" if count > 1 else ""})'
+                     for name, count in sorted(counts.items()))
 
 
 if __name__ == '__main__':

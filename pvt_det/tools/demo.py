@@ -2,6 +2,8 @@
 
     python tools/demo.py det   # RetinaNet-PVTv2-b0, COCO-format shapes dataset -> COCO box AP
     python tools/demo.py seg   # Semantic FPN-PVTv2-b0, ADE20K-layout shapes dataset -> mIoU
+    python tools/demo.py depth # GLPN-PVTv2-b0, NYU-layout depth dataset -> depth metrics (pvt_det.tools.demo_depth)
+    python tools/demo.py panoptic  # Mask2Former-PVTv2-b0, COCO panoptic layout -> PQ (pvt_det.tools.demo_panoptic)
 
 Each writes its dataset (<work dir>/data) and a config that inherits the shipped one, as a user's
 own dataset config would (<work dir>/configs/), trains from scratch on the CPU through the same
@@ -15,10 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-from ..cli import ToolError, cli_main
-from ..datasets import SHAPE_CLASSES, make_ade20k_dataset, make_coco_dataset
-from ..config.loading import shipped_config
-from .train import train
+from pvt_det.cli import ToolError, cli_main
+from pvt_det.datasets import SHAPE_CLASSES, make_ade20k_dataset, make_coco_dataset
+from pvt_det.config.loading import shipped_config
+from pvt_det.tools.train import train
 
 DET_CONFIG = '''# Written by tools/demo.py: RetinaNet-PVTv2-b0 on a generated COCO-format dataset.
 _base_ = {base!r}
@@ -111,8 +113,9 @@ randomness = dict(seed=0)
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train and evaluate on a generated dataset (CPU)')
-    parser.add_argument('task', choices=['det', 'seg'], help='det: RetinaNet + COCO AP; '
-                        'seg: Semantic FPN + mIoU')
+    parser.add_argument('task', choices=['det', 'seg', 'depth', 'panoptic'], help='det: RetinaNet + COCO AP; '
+                        'seg: Semantic FPN + mIoU; depth: GLPN + depth metrics against the training mean; '
+                        'panoptic: Mask2Former + PQ')
     parser.add_argument('--work-dir', help='default: work_dirs/demo (det) or work_dirs/demo_seg')
     parser.add_argument('--iters', type=int, help='training iterations (default: 300 for det, 80 for seg)')
     parser.add_argument('--config', help='shipped config to inherit (default: '
@@ -163,9 +166,26 @@ def majority_class_miou(label_dir: Path, num_classes: int) -> float:
     return 100.0 * counts.max() / counts.sum() / present.sum()
 
 
+def train_demo(config: Path, work_dir: Path) -> tuple[dict, float]:
+    """Train (and evaluate) a demo config through tools/train.py's code; returns the metrics and the minutes."""
+    start = time.time()
+    metrics = train(argparse.Namespace(
+        config=str(config), work_dir=str(work_dir), amp=False, auto_scale_lr=False, resume=None,
+        cfg_options=None, launcher='none'))
+    return metrics, (time.time() - start) / 60
+
+
 @cli_main
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.task == 'depth':  # work_dirs/demo_depth, configs/glpn_pvt_v2_b0_nyu.py, 40 iterations by default
+        from pvt_det.tools.demo_depth import run_depth_demo
+        run_depth_demo(args.work_dir, args.config, args.iters)
+        return
+    if args.task == 'panoptic':  # work_dirs/demo_panoptic, configs/mask2former_pvt_v2_b2_coco_panoptic.py
+        from pvt_det.tools.demo_panoptic import run_panoptic_demo
+        run_panoptic_demo(args.work_dir, args.config, args.iters)
+        return
     det = args.task == 'det'
     work_dir = Path(args.work_dir or ('work_dirs/demo' if det else 'work_dirs/demo_seg')).resolve()
     base = Path(args.config or shipped_config('retinanet_pvt_v2_b0_fpn.py' if det
@@ -177,11 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     config = (write_det_demo if det else write_seg_demo)(work_dir, base, iters)
     print(f'dataset: {work_dir / "data"}, config: {config}; training {iters} iterations')
 
-    start = time.time()
-    metrics = train(argparse.Namespace(
-        config=str(config), work_dir=str(work_dir), amp=False, auto_scale_lr=False, resume=None,
-        cfg_options=None, launcher='none'))
-    minutes = (time.time() - start) / 60
+    metrics, minutes = train_demo(config, work_dir)
     score_name = 'coco/bbox_mAP' if det else 'mIoU'
     score = metrics.get(score_name)
     print('=' * 72)

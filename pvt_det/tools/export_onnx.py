@@ -19,16 +19,19 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import logging
 import os.path as osp
 import sys
 import warnings
+from collections.abc import Iterator
 
 import torch
 from torch import nn
 
-from ..cli import ToolError, cli_main
-from ..fileio import atomic_output
+from pvt_det.cli import ToolError, cli_main
+from pvt_det.fileio import atomic_output
 
 
 class ExportError(ToolError):
@@ -40,7 +43,6 @@ def build_backbone(name_or_config: str, checkpoint: str | None = None,
     """A backbone from a name ('pvt_small', 'pvt_v2_b2_li', 'cvt_13') or a config's ``model.backbone``,
     with the weights of ``checkpoint``. Without one, ``random_weights=True`` must say that untrained
     weights are meant: exporting them is almost never what a deployment wants."""
-    from ..models.backbones import CvT, PVT, PVTv2
     if osp.isfile(name_or_config):
         from mmdet.registry import MODELS
         from mmengine.config import Config
@@ -50,15 +52,12 @@ def build_backbone(name_or_config: str, checkpoint: str | None = None,
         _check_weights_chosen(checkpoint, random_weights, pretrained)
         model = MODELS.build(cfg)
     else:
-        prefixes = (('pvt_v2_', PVTv2), ('pvt_', PVT), ('cvt_', CvT))
-        cls, arch = next(((c, name_or_config[len(p):]) for p, c in prefixes if name_or_config.startswith(p)),
-                         (None, None))
-        if cls is None or arch not in cls.arch_zoo:
-            names = [p + a for p, c in prefixes for a in c.arch_zoo]
+        from pvt_det.models.classifiers import build_classifier, classifier_names
+        if name_or_config not in classifier_names():  # every registered backbone name, MiT included
             raise ExportError(f'{name_or_config!r} is neither a config file nor a backbone name; '
-                              f'names: {", ".join(names)}')
+                              f'names: {", ".join(classifier_names())}')
         _check_weights_chosen(checkpoint, random_weights)
-        model = cls(arch=arch)
+        model = build_classifier(name_or_config, num_classes=0).backbone
     if checkpoint:
         model.init_cfg = dict(type='Pretrained', checkpoint=checkpoint)
         model.init_weights()
@@ -114,6 +113,25 @@ def exportable(model: nn.Module) -> nn.Module:
     return model
 
 
+class _TorchvisionOpsNote(logging.Filter):
+    """Drops torch.onnx's "torchvision is not installed. Skipping torchvision::<op>" lines (nms, roi_align,
+    ...): the exporter registers torchvision's ops up front, a backbone uses none of them, and the user
+    can do nothing about it. Any other line of that logger passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.getMessage().startswith('torchvision is not installed. Skipping torchvision::'))
+
+
+@contextlib.contextmanager
+def _without_torchvision_notes() -> Iterator[None]:
+    logger, note = logging.getLogger('torch.onnx._internal.exporter._registration'), _TorchvisionOpsNote()
+    logger.addFilter(note)
+    try:
+        yield
+    finally:
+        logger.removeFilter(note)
+
+
 def export(model: nn.Module, path: str, shape: tuple[int, int] = (224, 224), opset: int = 18) -> list[str]:
     """Write ``model`` to ``path`` with dynamic batch/height/width; returns the output names."""
     model = exportable(model)
@@ -123,7 +141,7 @@ def export(model: nn.Module, path: str, shape: tuple[int, int] = (224, 224), ops
     out_indices = getattr(model, 'out_indices', range(num_outputs))
     names = [f'stage{i}' for i in out_indices]
     batch, height, width = (torch.export.Dim.DYNAMIC,) * 3
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _without_torchvision_notes():
         warnings.simplefilter('ignore')
         program = torch.onnx.export(
             model, (example,), input_names=['input'], output_names=names, opset_version=opset,

@@ -15,8 +15,8 @@ import argparse
 import os.path as osp
 import sys
 
-from ..benchmark.flops import build_model, count_flops
-from ..cli import cli_main
+from pvt_det.benchmark.flops import build_model, count_flops
+from pvt_det.cli import cli_main
 
 
 @cli_main

@@ -5,6 +5,10 @@
 Writes DIR/<image>_pred.jpg (drawn: one box per object, its most confident prediction, on top) and
 DIR/<image>_pred.json (every box scoring at least --score-thr, best first, with scores, classes and masks
 as COCO RLE; for segmentation, the classes present and DIR/<image>_pred.png, the label map).
+Depth models (DepthEstimator, e.g. configs/glpn_*): DIR/<image>_depth.png (colour-mapped), the raw depth as
+DIR/<image>_depth_mm.png (16-bit, millimetres) and DIR/<image>_depth.npy (metres), and DIR/<image>_pred.json.
+Panoptic models (Mask2Former, configs/mask2former_*_panoptic.py): DIR/<image>_panoptic.jpg (stuff and things,
+a colour and a label per segment), DIR/<image>_panoptic_ids.png (COCO panoptic PNG) and DIR/<image>_pred.json.
 """
 from __future__ import annotations
 
@@ -16,12 +20,12 @@ from pathlib import Path
 
 import torch
 
-from ..cli import ToolError, cli_main
-from ..models.model_checkpoint import fit_checkpoint_file
-from .args import add_cfg_options
-from ..config.loading import load_config, register_scope
-from .run_options import adapt_to_machine
-from ..config.preflight import check_checkpoint
+from pvt_det.cli import ToolError, cli_main
+from pvt_det.models.model_checkpoint import fit_checkpoint_file
+from pvt_det.tools.args import add_cfg_options
+from pvt_det.config.loading import load_config, register_scope
+from pvt_det.tools.run_options import adapt_to_machine
+from pvt_det.config.preflight import check_checkpoint
 
 
 # Class-agnostic overlap above which the drawing shows only the more confident of two boxes.
@@ -61,8 +65,14 @@ def infer(image: str, config: str, checkpoint: str, out_dir: str, device: str = 
     img = mmcv.imread(image)
     if img is None:
         raise ToolError(f'cannot read {image} as an image')
+    if cfg.model.get('type') == 'DepthEstimator':  # colour-mapped depth + raw depth (pvt_det.tools.infer_depth)
+        from pvt_det.tools.infer_depth import infer_depth
+        return infer_depth(img, image, cfg, config, checkpoint, out_dir, device)
     # mmdet's init_detector / mmseg's init_model load without checking: refuse a misfit before they run.
     fit_checkpoint_file(_model_skeleton(cfg, task), checkpoint)
+    if task == 'det' and (cfg.model.get('test_cfg') or {}).get('panoptic_on'):  # pvt_det.tools.infer_panoptic
+        from pvt_det.tools.infer_panoptic import infer_panoptic
+        return infer_panoptic(img, image, cfg, config, checkpoint, out_dir, device)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = Path(image).stem

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from mmengine.config import Config, ConfigDict
 
-from ..cli import ToolError
+from pvt_det.cli import ToolError
 
 
 def set_work_dir(cfg: Config, config_path: str | Path, work_dir: str | None) -> None:

@@ -1,4 +1,5 @@
-"""Evaluate a checkpoint on a config's test set (COCO AP for mmdet configs, mIoU for mmseg ones).
+"""Evaluate a checkpoint on a config's test set (COCO AP for mmdet configs, mIoU for mmseg ones, depth
+metrics -- d1 d2 d3 abs_rel sq_rel rmse rmse_log log10 silog -- for mmseg's DepthEstimator).
 
     python tools/test.py configs/retinanet_pvt_small_fpn.py work_dirs/.../epoch_12.pth
         [--out results.pkl] [--show-dir DIR] [--tta] [--work-dir DIR] [--cfg-options ...]
@@ -13,13 +14,15 @@ from copy import deepcopy
 
 from mmengine.config import Config, ConfigDict
 
-from ..cli import ToolError, cli_main
-from ..engine import require_exact_checkpoint
-from .args import parse_with_common_args
-from ..config.loading import load_config, register_scope, task_of
-from .run_options import adapt_to_machine, set_work_dir
-from ..config.preflight import check_checkpoint, check_config, check_dataset_paths, innermost_dataset
-from .runner import build_runner
+from pvt_det.cli import ToolError, cli_main
+from pvt_det.engine import require_exact_checkpoint
+from pvt_det.tools.args import parse_with_common_args
+from pvt_det.config.loading import load_config, register_scope, task_of
+from pvt_det.tools.run_options import adapt_to_machine, set_work_dir
+from pvt_det.config.preflight import check_checkpoint, check_config, check_dataset_paths, innermost_dataset
+from pvt_det.config.dataset_contents import check_dataset_contents
+from pvt_det.config.unused_keys import check_settings_take_effect
+from pvt_det.tools.runner import build_runner
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -27,7 +30,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('config', help='config file the checkpoint was trained with')
     parser.add_argument('checkpoint', help='checkpoint file (.pth) written by tools/train.py')
     parser.add_argument('--out', help='detection: dump predictions to this .pkl file; '
-                        'segmentation: write predicted label maps into this directory')
+                        'segmentation: write predicted label maps into this directory '
+                        '(depth: 16-bit PNGs in millimetres)')
     parser.add_argument('--show-dir', help='draw predictions into this directory (detection: '
                         'relative to <work_dir>/<timestamp>/)')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation (flip for '
@@ -38,6 +42,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def prepare_test_config(args: argparse.Namespace) -> Config:
     """The config tools/test.py runs: checkpoint, ``--show-dir``, ``--tta`` and ``--out`` wired in."""
     cfg = load_config(args.config, args.cfg_options)
+    # A setting the file had already copied elsewhere at parse time would be silently ignored.
+    check_settings_take_effect(args.config, cfg, args.cfg_options)
     task = register_scope(cfg)
     cfg.launcher = args.launcher
     set_work_dir(cfg, args.config, args.work_dir)
@@ -58,9 +64,12 @@ def prepare_test_config(args: argparse.Namespace) -> Config:
     if args.out and task == 'seg':
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
+        if cfg.test_evaluator.get('type') == 'DepthMetric':  # depth maps: 16-bit PNGs in millimetres, as NYU's
+            cfg.test_evaluator['depth_scale_factor'] = 1000.0
     adapt_to_machine(cfg)
     check_dataset_paths(cfg, ('test_dataloader',))
     check_config(cfg, ('test_dataloader',))
+    check_dataset_contents(cfg, ('test_dataloader',))
     return cfg
 
 

@@ -10,12 +10,14 @@ import sys
 
 from mmengine.config import Config
 
-from ..cli import cli_main
-from .args import parse_with_common_args
-from ..config.loading import load_config, register_scope
-from .run_options import adapt_to_machine, enable_amp, enable_auto_scale_lr, set_work_dir
-from ..config.preflight import check_checkpoint, check_config, check_dataset_paths
-from .runner import build_runner
+from pvt_det.cli import cli_main
+from pvt_det.tools.args import parse_with_common_args
+from pvt_det.config.loading import load_config, register_scope
+from pvt_det.tools.run_options import adapt_to_machine, enable_amp, enable_auto_scale_lr, set_work_dir
+from pvt_det.config.preflight import check_checkpoint, check_config, check_dataset_paths
+from pvt_det.config.dataset_contents import check_dataset_contents
+from pvt_det.config.unused_keys import check_settings_take_effect
+from pvt_det.tools.runner import build_runner
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -34,6 +36,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def prepare_train_config(args: argparse.Namespace) -> Config:
     """The config tools/train.py runs: file + ``--cfg-options`` + flags, checked for missing paths."""
     cfg = load_config(args.config, args.cfg_options)
+    # A setting the file had already copied elsewhere at parse time would be silently ignored.
+    check_settings_take_effect(args.config, cfg, args.cfg_options)
     register_scope(cfg)
     cfg.launcher = args.launcher
     set_work_dir(cfg, args.config, args.work_dir)
@@ -55,6 +59,7 @@ def prepare_train_config(args: argparse.Namespace) -> Config:
     loaders = ('train_dataloader', 'val_dataloader') if cfg.get('val_cfg') else ('train_dataloader',)
     check_dataset_paths(cfg, loaders)
     check_config(cfg, loaders)  # class counts, widths, strides, annotation files: before any data
+    check_dataset_contents(cfg, loaders)  # no images, undecodable ones, nothing to learn from
     return cfg
 
 

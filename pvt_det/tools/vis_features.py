@@ -16,7 +16,7 @@ import argparse
 import os.path as osp
 import sys
 
-from ..cli import ToolError, cli_main
+from pvt_det.cli import ToolError, cli_main
 
 
 def parse_point(text: str) -> tuple[float, float]:
@@ -51,20 +51,20 @@ def visualize(args: argparse.Namespace):
     import mmcv
     import torch
 
-    from ..visualization.inputs import build_config_backbone, classifier_input
-    from ..visualization.layout import draw_backbone_figure, write_figure
+    from pvt_det.visualization.inputs import build_config_backbone, classifier_input
+    from pvt_det.visualization.layout import draw_backbone_figure, write_figure
     if not osp.isfile(args.image):
         raise ToolError(f'image not found: {args.image}')
     image = mmcv.imread(args.image, channel_order='rgb')
     if image is None:
         raise ToolError(f'cannot read {args.image} as an image')
     if args.arch:
-        from ..models import build_classifier
-        from ..models.classifiers import classifier_names
+        from pvt_det.models import build_classifier
+        from pvt_det.models.classifiers import classifier_names
         if args.arch not in classifier_names():
             raise ToolError(f'unknown --arch {args.arch!r}; choose one of {", ".join(classifier_names())}')
         if args.checkpoint:
-            from ..config.preflight import check_checkpoint
+            from pvt_det.config.preflight import check_checkpoint
             check_checkpoint(args.checkpoint)
         torch.manual_seed(0)  # random weights: the same picture every run
         backbone = build_classifier(args.arch, checkpoint=args.checkpoint).backbone.eval()

@@ -24,3 +24,10 @@ pvt_v2_b2_li_backbone = dict(
     arch='b2_li',
     init_cfg=dict(type='Pretrained',
                   checkpoint='https://github.com/whai362/PVT/releases/download/v2/pvt_v2_b2_li.pth'))
+# SegFormer's MiT-b0 as PVTv2, from mmseg's ImageNet file (mmseg's segformer configs start from it)
+mit_b0_backbone = dict(
+    pvt_v2_b2_backbone,
+    arch='mit_b0',
+    init_cfg=dict(type='Pretrained',
+                  checkpoint='https://download.openmmlab.com/mmsegmentation/v0.5/pretrain/segformer/'
+                  'mit_b0_20220624-7e0fe6dd.pth'))

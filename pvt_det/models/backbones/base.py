@@ -166,6 +166,111 @@ class PyramidBackbone(BaseModule):
         Anchoring heads) refuse non-contiguous inputs."""
         return tuple(maps[i].contiguous() for i in self.out_indices)
 
+    # ------------------------------------------------------------- timm / transformers feature APIs
+    # What timm's and transformers' code (and their test suites) call on a backbone, next to mm*'s ``forward``:
+    # the same stages, no second implementation. ``out_indices`` stays mm*'s (0-based stage numbers), which is
+    # also transformers' numbering for PVT v2, whose ``stage_names`` have no 'stem' (PvtV2Backbone).
+    @property
+    def stage_names(self) -> list[str]:
+        """transformers' names of the stages: ``['stage1', ..., 'stageN']`` (as ``PvtV2Backbone``)."""
+        return [f'stage{i + 1}' for i in range(self.num_stages)]
+
+    @property
+    def out_features(self) -> list[str]:
+        """transformers' names of the stages ``forward`` returns (``out_indices``)."""
+        return [self.stage_names[i] for i in self.out_indices]
+
+    @property
+    def num_features(self) -> list[int]:
+        """transformers: the channels of every stage, in ``stage_names`` order."""
+        return [int(dim) for dim in self.arch_settings['embed_dims']]
+
+    @property
+    def channels(self) -> list[int]:
+        """transformers: the channels of the maps ``forward`` returns (= ``out_channels``)."""
+        return list(self.out_channels)
+
+    @property
+    def out_feature_channels(self) -> dict[str, int]:
+        return dict(zip(self.stage_names, self.num_features))
+
+    @property
+    def feature_info(self) -> list[dict[str, Any]]:
+        """timm's ``feature_info``: per stage its channels, stride and module name."""
+        reductions = [math.prod(self.strides[:i + 1]) for i in range(self.num_stages)]
+        return [dict(num_chs=channels, reduction=reduction, module=f'stages.{i}')
+                for i, (channels, reduction) in enumerate(zip(self.num_features, reductions))]
+
+    def stage_forward(self, stage: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """One stage: NCHW map in, NCHW map out (CvT's stages also return their cls token)."""
+        out = stage(x)
+        return out[0] if isinstance(out, tuple) else out
+
+    def forward_intermediates(
+            self,
+            x: torch.Tensor,
+            indices: int | Sequence[int] | None = None,
+            norm: bool = False,
+            stop_early: bool = False,
+            output_fmt: str = 'NCHW',
+            intermediates_only: bool = False,
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """timm's ``forward_intermediates`` (as its ``pvt_v2``): the maps of the stages ``indices`` selects
+        (None: all; an int n: the last n; a sequence: those, negative from the end) and the last stage's map.
+
+        ``norm`` is accepted and has nothing to do (the stages end with their own norm, no final norm here);
+        ``stop_early`` stops after the last selected stage (the returned final map is then that stage's).
+        ``out_indices`` plays no part: this is timm's interface, ``forward`` is mm*'s.
+        """
+        if output_fmt != 'NCHW':
+            raise ValueError(f'{self.display_name}.forward_intermediates: output_fmt={output_fmt!r}; only '
+                             f"'NCHW' is supported (as timm's pvt_v2)")
+        take_indices, max_index = self.feature_take_indices(indices)
+        self.check_input(x)
+        stages = self.stages[:max_index + 1] if stop_early else self.stages
+        intermediates = []
+        for i, stage in enumerate(stages):
+            x = self.stage_forward(stage, x)
+            if i in take_indices:
+                intermediates.append(x.contiguous())
+        if intermediates_only:
+            return intermediates
+        return x.contiguous(), intermediates
+
+    def feature_take_indices(self, indices: int | Sequence[int] | None) -> tuple[list[int], int]:
+        """timm's ``feature_take_indices`` over this backbone's stages, with pvt_det's one-line errors."""
+        n = self.num_stages
+        if indices is None:
+            indices = n
+        if isinstance(indices, int) and not isinstance(indices, bool):
+            if not 0 < indices <= n:
+                raise ValueError(f'indices={indices} (the last n stages) is out of range: use 1 to {n}')
+            take = list(range(n - indices, n))
+        else:
+            take = []
+            for i in indices:
+                index = n + i if i < 0 else i
+                if not 0 <= index < n:
+                    raise ValueError(f'feature index {i} is out of range: {self.display_name} has {n} '
+                                     f'stages (0 to {n - 1}, or negative from the end)')
+                take.append(index)
+            if not take:
+                raise ValueError('indices is empty: name at least one stage')
+        return take, max(take)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """timm's ``forward_features``: the last stage's map."""
+        self.check_input(x)
+        for stage in self.stages:
+            x = self.stage_forward(stage, x)
+        return x.contiguous()
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """timm's switch for gradient checkpointing (mm*'s ``with_cp``)."""
+        self.with_cp = enable
+        for stage in self.stages:
+            stage.with_cp = enable
+
     def check_input(self, x: torch.Tensor) -> None:
         """Clear errors for what the convolutions would otherwise report deep inside the stack."""
         name = self.display_name

@@ -3,7 +3,9 @@
 v1 and v2 are one implementation that differs by flags: v1 has non-overlapping patch embeddings and a position
 embedding per stage; v2 has overlapping patch embeddings, a depthwise conv in the FFN, a LayerNorm after every
 stage and optionally linear spatial-reduction attention. Architectures follow the official whai362/PVT code.
-The checkpoint layouts both versions load from (official, Hugging Face, mmdet, ours) are registered at the end.
+SegFormer's Mix Transformer encoders are PVTv2 archs ('mit_b0' ... 'mit_b5'). The checkpoint layouts both versions
+load from (official = whai362 and NVlabs/SegFormer, Hugging Face PVT and Segformer, mmdet = also mmseg's
+MixVisionTransformer, timm, ours) are registered at the end, each with the LayerNorm eps of its origin.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from torch.utils.checkpoint import checkpoint
 from pvt_det.registry import register_model
 from ..checkpoint import CheckpointError, register_layout
 from .base import PyramidBackbone
-from ..layers import BLOCK_NORM_EPS, Block, PatchEmbed, tokens_to_map
+from ..layers import BLOCK_NORM_EPS, EMBED_NORM_EPS, Block, PatchEmbed, tokens_to_map
 
 ARCH_KEYS = ('embed_dims', 'num_heads', 'depths', 'mlp_ratios', 'sr_ratios')
 
@@ -43,6 +45,17 @@ PVT_V2_ARCHS: dict[str, dict[str, Any]] = {
     'b4': dict(_WIDE, depths=[3, 8, 27, 3]),
     'b5': dict(_WIDE, mlp_ratios=[4, 4, 4, 4], depths=[3, 6, 40, 3]),
 }
+# SegFormer's Mix Transformer encoders (NVlabs/SegFormer): PVT v2 with an FFN ratio of 4 in every stage
+_MIT = dict(_WIDE, mlp_ratios=[4, 4, 4, 4])
+MIT_ARCHS: dict[str, dict[str, Any]] = {
+    'mit_b0': dict(_MIT, embed_dims=[32, 64, 160, 256], depths=[2, 2, 2, 2]),
+    'mit_b1': dict(_MIT, depths=[2, 2, 2, 2]),
+    'mit_b2': dict(_MIT, depths=[3, 4, 6, 3]),
+    'mit_b3': dict(_MIT, depths=[3, 4, 18, 3]),
+    'mit_b4': dict(_MIT, depths=[3, 8, 27, 3]),
+    'mit_b5': dict(_MIT, depths=[3, 6, 40, 3]),
+}
+PVT_V2_ARCHS.update(MIT_ARCHS)
 _MAX_POS_CACHE = 8  # resized v1 position embeddings kept per stage (one per recent input size)
 
 
@@ -182,6 +195,7 @@ class PyramidVisionTransformer(PyramidBackbone):
             if stage.pos_embed is not None:
                 nn.init.trunc_normal_(stage.pos_embed, std=0.02)
         self._freeze_stages()
+        self._register_state_dict_hook(_save_norm_eps)
 
     # ------------------------------------------------------------------------------------------ construction
     def _stage_sizes(self, size: int) -> list[int]:
@@ -214,9 +228,31 @@ class PyramidVisionTransformer(PyramidBackbone):
         for stage in self.stages:
             stage.clear_cache()
 
-    def _load_from_state_dict(self, *args, **kwargs) -> None:
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, local_metadata: dict, *args, **kwargs) -> None:
         self.weights_changed()
-        super()._load_from_state_dict(*args, **kwargs)
+        if 'norm_eps' in local_metadata:  # a file this class saved: the eps it computed with
+            self.follow_norm_eps(*local_metadata['norm_eps'])
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
+
+    # ------------------------------------------------------------------------------------------ LayerNorm eps
+    @property
+    def norm_eps(self) -> tuple[float, float]:
+        """LayerNorm eps ``(blocks and stage norms, patch-embed and spatial-reduction norms)``."""
+        stage = self.stages[0]
+        return stage.blocks[0].norm1.eps if len(stage.blocks) else BLOCK_NORM_EPS, stage.patch_embed.norm.eps
+
+    def follow_norm_eps(self, block_eps: float, embed_eps: float) -> None:
+        """Compute with the LayerNorm eps of the code a checkpoint was trained with (official: 1e-6 and 1e-5;
+        mmdet/mmseg and Hugging Face PVT: 1e-6 everywhere; Hugging Face SegFormer: 1e-5 everywhere). Checkpoint
+        layouts call it (see ``register_layout``); the values are saved with the state dict's metadata."""
+        for stage in self.stages:
+            stage.patch_embed.norm.eps = embed_eps
+            if isinstance(stage.norm, nn.LayerNorm):
+                stage.norm.eps = block_eps
+            for block in stage.blocks:
+                block.norm1.eps = block.norm2.eps = block_eps
+                if block.attn.norm is not None:
+                    block.attn.norm.eps = embed_eps
 
     # ------------------------------------------------------------------------------------------- train mode
     def train(self, mode: bool = True) -> PyramidVisionTransformer:
@@ -251,7 +287,9 @@ class PVT(PyramidVisionTransformer):
 
 @register_model
 class PVTv2(PyramidVisionTransformer):
-    """PVT v2 (Wang et al., CVMJ 2022): archs 'b0'...'b5' and 'b2_li' (linear spatial-reduction attention)."""
+    """PVT v2 (Wang et al., CVMJ 2022): archs 'b0'...'b5' and 'b2_li' (linear spatial-reduction attention), and
+    SegFormer's Mix Transformer encoders 'mit_b0'...'mit_b5' (Xie et al., NeurIPS 2021; the same network with
+    an FFN ratio of 4 in every stage)."""
 
     arch_zoo = PVT_V2_ARCHS
     family = 'pvt_v2'
@@ -265,6 +303,13 @@ class PVTv2(PyramidVisionTransformer):
         if 'pretrain_img_size' in kwargs:  # accepted (and validated) for config symmetry with v1; v2 has no
             _pair(kwargs.pop('pretrain_img_size'), 'pretrain_img_size')  # position embedding to size
         super().__init__(arch, **kwargs)
+
+
+def _save_norm_eps(module: PyramidVisionTransformer, state_dict: dict, prefix: str,
+                   local_metadata: dict) -> None:
+    """Keep the LayerNorm eps in the state dict's metadata (torch.save and mmengine's checkpoints keep it), so
+    that our own files reload with the eps their weights were trained with; the tensors are unchanged."""
+    local_metadata['norm_eps'] = module.norm_eps
 
 
 def _init_module(module: nn.Module) -> None:
@@ -311,8 +356,30 @@ _HF_BLOCK_NAMES = {
     'mlp.dense2.': 'mlp.fc2.',
     'mlp.dwconv.dwconv.': 'mlp.dwconv.',
 }
-_HF_KEY_NAMES = ('attention.self.key.', 'attention.key.')
-_HF_VALUE_NAMES = ('attention.self.value.', 'attention.value.')
+_HF_KEY_VALUE_NAMES = (('attention.self.key.', 'attention.self.value.'), ('attention.key.', 'attention.value.'))
+# transformers' Segformer/GLPN encoders: the hub's files (SegformerModel spellings up to transformers 4), and
+# the names transformers 5 gives the same parameters (it renames the hub's keys when it loads them).
+_SEGFORMER_BLOCK_NAMES = {
+    'layer_norm_1.': 'norm1.',
+    'layernorm_before.': 'norm1.',
+    'attention.self.query.': 'attn.q.',
+    'attention.q_proj.': 'attn.q.',
+    'attention.self.sr.': 'attn.sr.',
+    'attention.sequence_reduction.sequence_reduction.': 'attn.sr.',
+    'attention.self.layer_norm.': 'attn.norm.',
+    'attention.sequence_reduction.layer_norm.': 'attn.norm.',
+    'attention.output.dense.': 'attn.proj.',
+    'attention.o_proj.': 'attn.proj.',
+    'layer_norm_2.': 'norm2.',
+    'layernorm_after.': 'norm2.',
+    'mlp.dense1.': 'mlp.fc1.',
+    'mlp.fc1.': 'mlp.fc1.',
+    'mlp.dwconv.dwconv.': 'mlp.dwconv.',
+    'mlp.dense2.': 'mlp.fc2.',
+    'mlp.fc2.': 'mlp.fc2.',
+}
+_SEGFORMER_KEY_VALUE_NAMES = (('attention.self.key.', 'attention.self.value.'),
+                              ('attention.k_proj.', 'attention.v_proj.'))
 
 
 def _unrecognised(key: str) -> CheckpointError:
@@ -386,17 +453,19 @@ def _official_to_ours(state_dict: dict, backbone: nn.Module) -> dict:
     return _check_pos_grids(out, backbone)
 
 
-def _hf_block(out: dict, state_dict: dict, key: str, target: str, rest: str) -> None:
-    """One Hugging Face block parameter; ``key`` and ``value`` linears fuse into our ``kv``."""
-    if rest.startswith(_HF_VALUE_NAMES):
-        return  # consumed together with its key linear
-    for name in _HF_KEY_NAMES:
-        if rest.startswith(name):
-            value_key = key.replace(name, name.replace('key.', 'value.'))
-            out[f'{target}.attn.kv.{rest[len(name):]}'] = torch.cat(
+def _hf_block(out: dict, state_dict: dict, key: str, target: str, rest: str,
+              names: dict[str, str] = _HF_BLOCK_NAMES,
+              key_value_names: Sequence[tuple[str, str]] = _HF_KEY_VALUE_NAMES) -> None:
+    """One Hugging Face block parameter; the separate key and value linears fuse into our ``kv``."""
+    for key_name, value_name in key_value_names:
+        if rest.startswith(value_name):
+            return  # consumed together with its key linear
+        if rest.startswith(key_name):
+            value_key = key[:len(key) - len(rest)] + value_name + rest[len(key_name):]
+            out[f'{target}.attn.kv.{rest[len(key_name):]}'] = torch.cat(
                 [state_dict[key], state_dict[value_key]])
             return
-    for name, ours in _HF_BLOCK_NAMES.items():
+    for name, ours in names.items():
         if rest.startswith(name):
             out[f'{target}.{ours}{rest[len(name):]}'] = state_dict[key]
             return
@@ -452,6 +521,57 @@ def _hf_v2_to_ours(state_dict: dict, backbone: nn.Module) -> dict:
         elif block := re.fullmatch(r'blocks\.(\d+)\.(.+)', rest):
             _hf_block(out, state_dict, key, f'{stage}.blocks.{block[1]}', block[2])
         else:
+            raise _unrecognised(key)
+    return out
+
+
+def segformer_encoder_to_ours(state_dict: dict, encoder_prefix: str) -> dict:
+    """transformers' Mix Transformer encoder (SegFormer's ``segformer.encoder.*``, GLPN's ``glpn.encoder.*``)
+    under ``encoder_prefix`` -> pvt_det backbone keys (``'backbone.stages.{i}...'``); other keys are ignored.
+
+    Takes the hub's spelling (``{prefix}patch_embeddings.{i}``, ``{prefix}block.{i}.{j}``, ``{prefix}layer_norm.{i}``)
+    and transformers 5's (``{model}.stages.{i}.patch_embeddings`` / ``.blocks.{j}`` / ``.layer_norm``, with
+    ``encoder_prefix`` ``'{model}.encoder.'``); the separate key and value projections fuse into ``kv``.
+    """
+    model_prefix = encoder_prefix[:-len('encoder.')] if encoder_prefix.endswith('encoder.') else None
+    out = {}
+    for key in state_dict:
+        if key.startswith(encoder_prefix):
+            rest = key[len(encoder_prefix):]
+            patterns = (r'patch_embeddings\.(\d+)\.(.+)', r'block\.(\d+)\.(\d+)\.(.+)', r'layer_norm\.(\d+)\.(.+)')
+        elif model_prefix is not None and key.startswith(model_prefix + 'stages.'):
+            rest = key[len(model_prefix + 'stages.'):]
+            patterns = (r'(\d+)\.patch_embeddings\.(.+)', r'(\d+)\.blocks\.(\d+)\.(.+)', r'(\d+)\.layer_norm\.(.+)')
+        else:
+            continue
+        embed, block, norm = (re.fullmatch(pattern, rest) for pattern in patterns)
+        if embed:
+            out[f'backbone.stages.{embed[1]}.patch_embed.{embed[2].replace("layer_norm.", "norm.")}'] = \
+                state_dict[key]
+        elif block:
+            _hf_block(out, state_dict, key, f'backbone.stages.{block[1]}.blocks.{block[2]}', block[3],
+                      _SEGFORMER_BLOCK_NAMES, _SEGFORMER_KEY_VALUE_NAMES)
+        elif norm:
+            out[f'backbone.stages.{norm[1]}.norm.{norm[2]}'] = state_dict[key]
+        else:
+            raise _unrecognised(key)
+    return out
+
+
+def _hf_segformer_to_ours(state_dict: dict, backbone: nn.Module) -> dict:
+    """transformers ``SegformerModel`` (``encoder.*``), ``SegformerForImageClassification`` /
+    ``SegformerForSemanticSegmentation`` (``segformer.encoder.*``). The image classifier's ``classifier.*``
+    becomes ``head.*``; a segmentation file's ``decode_head.*`` is not the backbone's: it stays outside
+    ``backbone.``, so a backbone load lists it as not loaded (a whole-model load gives it to the decode head,
+    see ``pvt_det.models.decode_heads``)."""
+    model = 'segformer.' if any(key.startswith('segformer.') for key in state_dict) else ''
+    out = segformer_encoder_to_ours(state_dict, model + 'encoder.')
+    for key, value in state_dict.items():
+        if key.startswith('classifier.'):
+            out['head.' + key[len('classifier.'):]] = value
+        elif key.startswith('decode_head.'):
+            out[key] = value
+        elif not key.startswith((model + 'encoder.', model + 'stages.')):
             raise _unrecognised(key)
     return out
 
@@ -543,18 +663,26 @@ def _register_layouts() -> None:
     ours_v2 = lambda sd: any(
         key.startswith(('stages.0.', 'backbone.stages.0.')) and  # noqa: E731
         key.endswith('.mlp.dwconv.weight') for key in sd)
+    hf_segformer = _has('encoder.patch_embeddings.0.proj.weight', 'segformer.encoder.patch_embeddings.0.proj.weight',
+                        'stages.0.patch_embeddings.proj.weight', 'segformer.stages.0.patch_embeddings.proj.weight')
+    # LayerNorm eps of the code behind each layout (blocks/stage norms, patch-embed/SR norms); see
+    # docs/backbones.md for what the difference measures.
+    official_eps, everywhere_1e6, everywhere_1e5 = (BLOCK_NORM_EPS, EMBED_NORM_EPS), (1e-6, 1e-6), (1e-5, 1e-5)
     register_layout('pvt', 'official', lambda sd: official(sd) and 'pos_embed1' in sd,
-                    _official_to_ours)
-    register_layout('pvt', 'huggingface', hf_v1, _hf_v1_to_ours)
+                    _official_to_ours, official_eps)
+    register_layout('pvt', 'huggingface', hf_v1, _hf_v1_to_ours, everywhere_1e6)
     register_layout('pvt', 'mmdet', lambda sd: mmdet(sd) and 'layers.0.1.0.pos_embed' in sd,
-                    _mmdet_to_ours)
+                    _mmdet_to_ours, everywhere_1e6)
     register_layout('pvt', 'pvt_det', ours_v1, _ours_to_ours)
+    # NVlabs/SegFormer's mit_b*.pth use whai362's key names: the 'official' layout.
     register_layout('pvt_v2', 'official', lambda sd: official(sd) and 'pos_embed1' not in sd,
-                    _official_to_ours)
-    register_layout('pvt_v2', 'huggingface', hf_v2, _hf_v2_to_ours)
-    register_layout('pvt_v2', 'timm', _has('patch_embed.proj.weight'), _timm_v2_to_ours)
+                    _official_to_ours, official_eps)
+    register_layout('pvt_v2', 'huggingface', hf_v2, _hf_v2_to_ours, everywhere_1e6)
+    register_layout('pvt_v2', 'huggingface_segformer', hf_segformer, _hf_segformer_to_ours, everywhere_1e5)
+    register_layout('pvt_v2', 'timm', _has('patch_embed.proj.weight'), _timm_v2_to_ours, official_eps)
+    # mmdet's PyramidVisionTransformerV2 and mmseg's MixVisionTransformer share their module tree and key names.
     register_layout('pvt_v2', 'mmdet', lambda sd: mmdet(sd) and 'layers.0.1.0.pos_embed' not in sd,
-                    _mmdet_to_ours)
+                    _mmdet_to_ours, everywhere_1e6)
     register_layout('pvt_v2', 'pvt_det', lambda sd: ours_v2(sd) and not ours_v1(sd), _ours_to_ours)
 
 
