@@ -307,6 +307,13 @@ def _head_input_sites(model: dict, task: str, maps: Maps) -> list[Site]:
         for key, path, head in seg_heads(model):
             if key not in decoders:
                 found += _seg_head_input_sites(key, path, head, maps)
+            if isinstance(head.get('c1_in_channels'), int) and head['c1_in_channels'] > 0:
+                # DeepLabV3+'s decoder also reads the first map (inputs[0]) whatever in_index says.
+                found.append(Site('head_inputs', f'{key}.c1_in_channels', path + ('c1_in_channels',),
+                                  head['c1_in_channels'], channels[0],
+                                  f'{key}.c1_in_channels={head["c1_in_channels"]} but the first map of '
+                                  f'{maps.source} (its low-level input) has {channels[0]} channels: set '
+                                  f'{key}.c1_in_channels={channels[0]}'))
         return found
     # mmdet: one-stage heads and the RPN take every map; their in_channels is the maps' (one) width.
     widths = set(channels)

@@ -257,7 +257,8 @@ def _checkpoint(arch: str, pretrained: str | None) -> str | None:
 
 def _custom_imports(source: dict) -> dict:
     imports = dict(source.get('custom_imports') or dict(imports=[], allow_failed_imports=False))
-    listed = list(imports.get('imports') or [])
+    listed = imports.get('imports') or []
+    listed = [listed] if isinstance(listed, str) else list(listed)  # mmseg's Mask2Former: 'mmdet.models'
     imports['imports'] = listed + [name for name in ('pvt_det',) if name not in listed]
     imports.setdefault('allow_failed_imports', False)
     return imports

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from pvt_det.cli import ToolError, cli_main
@@ -166,6 +167,20 @@ def majority_class_miou(label_dir: Path, num_classes: int) -> float:
     return 100.0 * counts.max() / counts.sum() / present.sum()
 
 
+def prepare_demo(work_dir: str | None, default_work_dir: str, config: str | None, default_config: str,
+                 iters: int, write: Callable[[Path, Path, int], Path]) -> tuple[Path, Path]:
+    """The set-up every demo shares: its work dir (made), its base config (checked) and the demo config that
+    ``write(work_dir, base, iters)`` generates there with its dataset; returns the work dir and that config."""
+    work = Path(work_dir or default_work_dir).resolve()
+    base = Path(config or shipped_config(default_config)).resolve()
+    if not base.is_file():
+        raise ToolError(f'config not found: {base}')
+    work.mkdir(parents=True, exist_ok=True)
+    demo_config = write(work, base, iters)
+    print(f'dataset: {work / "data"}, config: {demo_config}; training {iters} iterations')
+    return work, demo_config
+
+
 def train_demo(config: Path, work_dir: Path) -> tuple[dict, float]:
     """Train (and evaluate) a demo config through tools/train.py's code; returns the metrics and the minutes."""
     start = time.time()
@@ -187,15 +202,11 @@ def main(argv: list[str] | None = None) -> None:
         run_panoptic_demo(args.work_dir, args.config, args.iters)
         return
     det = args.task == 'det'
-    work_dir = Path(args.work_dir or ('work_dirs/demo' if det else 'work_dirs/demo_seg')).resolve()
-    base = Path(args.config or shipped_config('retinanet_pvt_v2_b0_fpn.py' if det
-                                              else 'sem_fpn_pvt_v2_b0_ade20k.py')).resolve()
-    if not base.is_file():
-        raise ToolError(f'config not found: {base}')
     iters = args.iters or (300 if det else 80)  # seg iterations cost ~4x a det one on CPU
-    work_dir.mkdir(parents=True, exist_ok=True)
-    config = (write_det_demo if det else write_seg_demo)(work_dir, base, iters)
-    print(f'dataset: {work_dir / "data"}, config: {config}; training {iters} iterations')
+    work_dir, config = prepare_demo(
+        args.work_dir, 'work_dirs/demo' if det else 'work_dirs/demo_seg', args.config,
+        'retinanet_pvt_v2_b0_fpn.py' if det else 'sem_fpn_pvt_v2_b0_ade20k.py', iters,
+        write_det_demo if det else write_seg_demo)
 
     metrics, minutes = train_demo(config, work_dir)
     score_name = 'coco/bbox_mAP' if det else 'mIoU'

@@ -9,9 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pvt_det.cli import ToolError
-from pvt_det.config.loading import shipped_config
 from pvt_det.datasets.synthetic_depth import make_nyu_depth_dataset, training_mean_metrics
-from pvt_det.tools.demo import train_demo
+from pvt_det.tools.demo import prepare_demo, train_demo
 
 DEFAULT_CONFIG = 'glpn_pvt_v2_b0_nyu.py'
 DEFAULT_ITERS = 40
@@ -75,14 +74,8 @@ def beats_mean(metrics: dict, baseline: dict) -> bool:
 
 def run_depth_demo(work_dir: str | None, config: str | None, iters: int | None) -> dict:
     """Train and evaluate (see the module docstring); returns the metrics. Raises ToolError if it learned nothing."""
-    work = Path(work_dir or DEFAULT_WORK_DIR).resolve()
-    base = Path(config or shipped_config(DEFAULT_CONFIG)).resolve()
-    if not base.is_file():
-        raise ToolError(f'config not found: {base}')
     iters = iters or DEFAULT_ITERS
-    work.mkdir(parents=True, exist_ok=True)
-    config_path = write_depth_demo(work, base, iters)
-    print(f'dataset: {work / "data"}, config: {config_path}; training {iters} iterations')
+    work, config_path = prepare_demo(work_dir, DEFAULT_WORK_DIR, config, DEFAULT_CONFIG, iters, write_depth_demo)
     metrics, minutes = train_demo(config_path, work)
     metrics = {key.split('/')[-1]: value for key, value in metrics.items()}
     baseline = training_mean_metrics(work / 'data')

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pvt_det.cli import ToolError
 from pvt_det.datasets.synthetic import SHAPE_CLASSES
 from pvt_det.datasets.synthetic_panoptic import STUFF_CLASSES, make_coco_panoptic_dataset
 
@@ -117,26 +118,11 @@ def print_panoptic_metrics(metrics: dict) -> None:
 
 def run_panoptic_demo(work_dir: str | None, config: str | None, iters: int | None) -> dict:
     """``tools/demo.py panoptic``: write, train, evaluate, print; ToolError unless PQ rose above zero."""
-    import argparse
-    import time
-
-    from pvt_det.cli import ToolError
-    from pvt_det.config.loading import shipped_config
-    from pvt_det.tools.train import train
-
-    work = Path(work_dir or 'work_dirs/demo_panoptic').resolve()
-    base = Path(config or shipped_config('mask2former_pvt_v2_b2_coco_panoptic.py')).resolve()
-    if not base.is_file():
-        raise ToolError(f'config not found: {base}')
+    from pvt_det.tools.demo import prepare_demo, train_demo
     iters = iters or DEMO_ITERS
-    work.mkdir(parents=True, exist_ok=True)
-    demo_config = write_panoptic_demo(work, base, iters)
-    print(f'dataset: {work / "data"}, config: {demo_config}; training {iters} iterations')
-    start = time.time()
-    metrics = train(argparse.Namespace(
-        config=str(demo_config), work_dir=str(work), amp=False, auto_scale_lr=False, resume=None,
-        cfg_options=None, launcher='none'))
-    minutes = (time.time() - start) / 60
+    work, demo_config = prepare_demo(work_dir, 'work_dirs/demo_panoptic', config,
+                                     'mask2former_pvt_v2_b2_coco_panoptic.py', iters, write_panoptic_demo)
+    metrics, minutes = train_demo(demo_config, work)
     print('=' * 72)
     print(f'Mask2Former-PVTv2-b0 on the generated COCO panoptic-layout val set after {iters} iterations '
           f'({minutes:.1f} min, train + eval):')
