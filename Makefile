@@ -9,7 +9,7 @@ setup:
 # the torch threads. `make test PYTEST_WORKERS=0` runs in one process.
 PYTEST_WORKERS ?= 2
 test:
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS) tests
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal tests
 
 # Trains RetinaNet-PVTv2-b0 on a generated COCO-format dataset and prints COCO AP.
 demo:
