@@ -227,7 +227,7 @@ def trained_demo(tmp_path_factory):
     training-mean baseline's."""
     from pvt_det.config.loading import shipped_config
     from pvt_det.datasets.synthetic_depth import training_mean_metrics
-    from pvt_det.tools.demo import train_demo
+    from pvt_det.tools.demo_training import train_demo
     from pvt_det.tools.demo_depth import write_depth_demo
     work = tmp_path_factory.mktemp('demo_depth')
     iters = 12

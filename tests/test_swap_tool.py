@@ -108,6 +108,14 @@ def test_a_backbone_with_too_few_stages_is_refused(tmp_path, capsys):
     assert 'model.backbone.out_indices=(0, 1, 2, 3)' in line and 'cvt_13 has 3 stages' in line
 
 
+def test_a_package_name_mmengine_cannot_inherit_is_one_line(tmp_path, capsys):
+    """mmdet's `gn+ws` folder: mmengine's `package::folder/file` pattern has no '+', so a leaf with
+    `_base_ = 'mmdet::gn+ws/...'` could never be read; the tool says so and names the file to pass instead."""
+    line, _ = swap(tmp_path, capsys, 'mmdet::gn+ws/mask-rcnn_r50_fpn_gn-ws-all_2x_coco.py', ok=False)
+    assert 'mmengine cannot inherit a config by this name' in line and line.endswith(
+        'gn+ws/mask-rcnn_r50_fpn_gn-ws-all_2x_coco.py')
+
+
 def test_pretrained_file_missing_stops_before_writing(tmp_path, capsys):
     line, _ = swap(tmp_path, capsys, RETINANET, 'pvt_v2_b0', '--pretrained', str(tmp_path / 'nope.pth'),
                    ok=False)

@@ -106,6 +106,10 @@ def imagenet_checkpoint(name: str) -> str | None:
     return None
 
 
+# The pattern mmengine's Config checks a `package::folder/file` name against (_get_package_and_cfg_path).
+MMENGINE_PACKAGE_PATH = re.compile(r'\w*::\w*/\w*')
+
+
 def _package_config(package: str, relative: str) -> Path:
     import importlib
     return Path(importlib.import_module(package).__file__).parent / '.mim' / 'configs' / relative
@@ -118,6 +122,10 @@ def resolve_source(source: str) -> Path:
         if package not in ('mmdet', 'mmseg'):
             raise ToolError(f'{source}: only mmdet:: and mmseg:: configs can be named by package')
         path = _package_config(package, relative)
+        if MMENGINE_PACKAGE_PATH.match(source) is None:  # the leaf's `_base_ = SRC` could never be read
+            raise ToolError(f"{source}: mmengine cannot inherit a config by this name (its package paths allow "
+                            f"only letters, digits and '_' in the folder name); pass the file's path instead: "
+                            f'{path}')
     else:
         path = Path(source)
     if not path.is_file():

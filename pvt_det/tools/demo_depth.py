@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pvt_det.cli import ToolError
 from pvt_det.datasets.synthetic_depth import make_nyu_depth_dataset, training_mean_metrics
-from pvt_det.tools.demo import prepare_demo, train_demo
+from pvt_det.tools.demo_training import prepare_demo, train_demo
 
 DEFAULT_CONFIG = 'glpn_pvt_v2_b0_nyu.py'
 DEFAULT_ITERS = 40

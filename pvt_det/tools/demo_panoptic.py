@@ -12,6 +12,7 @@ from pathlib import Path
 from pvt_det.cli import ToolError
 from pvt_det.datasets.synthetic import SHAPE_CLASSES
 from pvt_det.datasets.synthetic_panoptic import STUFF_CLASSES, make_coco_panoptic_dataset
+from pvt_det.tools.demo_training import prepare_demo, train_demo
 
 PANOPTIC_CONFIG = '''# Written by tools/demo.py: Mask2Former-PVTv2-b0 on a generated COCO panoptic-layout dataset.
 _base_ = {base!r}
@@ -118,7 +119,6 @@ def print_panoptic_metrics(metrics: dict) -> None:
 
 def run_panoptic_demo(work_dir: str | None, config: str | None, iters: int | None) -> dict:
     """``tools/demo.py panoptic``: write, train, evaluate, print; ToolError unless PQ rose above zero."""
-    from pvt_det.tools.demo import prepare_demo, train_demo
     iters = iters or DEMO_ITERS
     work, demo_config = prepare_demo(work_dir, 'work_dirs/demo_panoptic', config,
                                      'mask2former_pvt_v2_b2_coco_panoptic.py', iters, write_panoptic_demo)
