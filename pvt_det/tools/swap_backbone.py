@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from pvt_det.cli import ToolError, cli_main
+from pvt_det.cli import ToolError, cli_main, one_line
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,7 +50,12 @@ def write_swap(args: argparse.Namespace) -> list[str]:
         raise ToolError(f'--out {out}: write the leaf config to a .py file')
     if not out.resolve().parent.is_dir():
         raise ToolError(f'--out {out}: folder {out.resolve().parent} does not exist')
-    cfg = load_config(resolve_source(args.source))
+    try:
+        cfg = load_config(resolve_source(args.source))
+    except ToolError:
+        raise
+    except Exception as error:  # noqa: BLE001 - mmengine reading the source: a missing base, a custom import
+        raise ToolError(f'{args.source} cannot be read, so nothing was swapped: {one_line(error)}') from None
     swap = swap_backbone(cfg, args.arch, base=base_name(args.source, out),
                          keep_optimizer=args.keep_optimizer, pretrained=args.pretrained)
     draft = out.with_name(f'.{out.stem}.swap-draft.py')  # beside DST: its relative _base_ resolves the same
