@@ -113,7 +113,7 @@ def train_one_step(cfg) -> str:
     """Build ``cfg.model``, take one training step and predict; raise with the reason if it cannot.
     Returns a short account (loss, backbone gradient)."""
     from mmengine.registry import DefaultScope
-    from pvt_det.config.feature_maps import registry
+    from pvt_det.config.registries import registry
     from pvt_det.config.loading import register_scope
     from pvt_det.tools.run_options import adapt_to_machine
     task = register_scope(cfg)

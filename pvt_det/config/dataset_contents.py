@@ -17,7 +17,8 @@ from mmengine.config import Config
 
 from ..cli import ToolError
 from .loading import task_of
-from .preflight import _FULL_PARSE_BYTES, _dataset_class, _dataset_classes, _is_coco_dataset, _is_local, \
+from .registries import registered_dataset_class
+from .preflight import _FULL_PARSE_BYTES, _dataset_classes, _is_coco_dataset, _is_local, \
     _join, _leaf_datasets
 
 _IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
@@ -99,7 +100,7 @@ def _check_listed_images(images: list[dict], folder: str, ann_path: str, key: st
 def _is_instances_file(task: str, dataset: dict) -> bool:
     # CocoPanopticDataset reads the same JSON shape with segments_info instead of boxes.
     from mmdet.datasets import CocoPanopticDataset
-    dataset_class = _dataset_class(task, dataset)
+    dataset_class = registered_dataset_class(task, dataset)
     return not (isinstance(dataset_class, type) and issubclass(dataset_class, CocoPanopticDataset))
 
 
@@ -147,7 +148,7 @@ def _is_usable_box(annotation: dict, category_ids: set) -> bool:
 def _suffix(task: str, dataset: dict, name: str, fallback: str) -> str:
     if isinstance(dataset.get(name), str):
         return dataset[name]
-    dataset_class = _dataset_class(task, dataset)
+    dataset_class = registered_dataset_class(task, dataset)
     try:
         default = inspect.signature(dataset_class).parameters[name].default
     except (TypeError, ValueError, KeyError):

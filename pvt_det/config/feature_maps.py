@@ -19,6 +19,8 @@ from typing import Any
 
 from mmengine.config import Config
 
+from .registries import registry
+
 # Necks that take every backbone map (``in_channels`` lists them) and return ``num_outs`` maps of
 # ``out_channels`` from ``start_level`` on, extra levels at twice the stride of the last.
 FPN_LIKE = ('FPN', 'PAFPN', 'FPN_CARAFE', 'NASFPN', 'NASFCOS_FPN', 'FPG', 'RFP')
@@ -86,14 +88,6 @@ def walk(node: Any, key: str, skip: tuple[str, ...] = ()) -> Iterator[tuple[str,
 
 
 # ============================================================================================ measuring
-def registry(task: str, kind: str):
-    if task == 'det':
-        from mmdet import registry as mm_registry
-    else:
-        from mmseg import registry as mm_registry
-    return getattr(mm_registry, kind)
-
-
 def backbone_maps(default_scope: str, task: str, backbone_cfg: dict, device: str = 'meta') -> Maps | None:
     """Widths and strides of the backbone's outputs, from a copy built on the meta device.
 

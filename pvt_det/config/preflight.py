@@ -25,7 +25,8 @@ from typing import Any
 from mmengine.config import Config
 
 from ..cli import ToolError
-from .feature_maps import backbone_maps, model_cfg, necks, readers, registry, sites, walk
+from .feature_maps import backbone_maps, model_cfg, necks, readers, sites, walk
+from .registries import registered_dataset_class
 from .loading import task_of
 from .preflight_panoptic import check_panoptic_classes, is_instances_metric_of_panoptic_dataset
 from .preflight_depth import CHECK as DEPTH_CHECK, DESCRIPTION as DEPTH_DESCRIPTION, check_depth
@@ -300,18 +301,6 @@ def _check_mask_annotations(cfg: Config, loaders: tuple[str, ...], checks: _Chec
 
 
 # -------------------------------------------------------------------------------------- datasets
-def _dataset_class(task: str, dataset: dict) -> type | None:
-    dataset_type = dataset.get('type')
-    if isinstance(dataset_type, type):
-        return dataset_type
-    if not isinstance(dataset_type, str):
-        return None
-    try:
-        return registry(task, 'DATASETS').get(dataset_type)
-    except KeyError:  # e.g. a scope that is not imported: the runner will say so when it builds it
-        return None
-
-
 def _dataset_classes(task: str, key: str, dataset: dict) -> tuple[tuple[str, ...], str] | None:
     """The classes the dataset will use and where they come from: ``metainfo.classes`` in the config
     (as mmengine's BaseDataset reads it, a file path holds one name per line), else the dataset class's
@@ -319,7 +308,7 @@ def _dataset_classes(task: str, key: str, dataset: dict) -> tuple[tuple[str, ...
     classes = (dataset.get('metainfo') or {}).get('classes')
     source = f'{key}.metainfo.classes'
     if classes is None:
-        dataset_class = _dataset_class(task, dataset)
+        dataset_class = registered_dataset_class(task, dataset)
         classes = getattr(dataset_class, 'METAINFO', {}).get('classes')
         source = f"{dataset.get('type')}'s default classes ({key} sets no metainfo.classes)"
     if classes is None:
@@ -336,7 +325,7 @@ def _is_coco_dataset(task: str, dataset: dict) -> bool:
     if task != 'det':
         return False
     from mmdet.datasets import CocoDataset
-    dataset_class = _dataset_class(task, dataset)
+    dataset_class = registered_dataset_class(task, dataset)
     return isinstance(dataset_class, type) and issubclass(dataset_class, CocoDataset)
 
 

@@ -12,7 +12,8 @@ import json
 import os.path as osp
 from typing import Any
 
-from .feature_maps import registry, walk
+from .feature_maps import walk
+from .registries import registered_dataset_class
 
 _HEAD_KEYS = ('num_things_classes', 'num_stuff_classes')
 _MAX_PARSE_BYTES = 64 * 2**20  # COCO's panoptic_val2017.json is 2 MB; a larger file is left to the dataset
@@ -24,19 +25,9 @@ def panoptic_heads(model: dict) -> list[tuple[str, dict]]:
             if all(isinstance(node.get(name), int) for name in _HEAD_KEYS)]
 
 
-def _dataset_class(dataset: dict) -> type | None:
-    dataset_type = dataset.get('type')
-    if isinstance(dataset_type, type):
-        return dataset_type
-    try:
-        return registry('det', 'DATASETS').get(dataset_type) if isinstance(dataset_type, str) else None
-    except KeyError:
-        return None
-
-
 def _is_panoptic_dataset(dataset: dict) -> bool:
     from mmdet.datasets import CocoPanopticDataset
-    dataset_class = _dataset_class(dataset)
+    dataset_class = registered_dataset_class('det', dataset)
     return isinstance(dataset_class, type) and issubclass(dataset_class, CocoPanopticDataset)
 
 
@@ -55,7 +46,7 @@ def _names(metainfo: dict, name: str) -> tuple[str, ...] | None:
 
 def _split_of(dataset: dict) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], str] | None:
     """(classes, things, stuff, where from) as the dataset will use them; None when unknown."""
-    dataset_class = _dataset_class(dataset)
+    dataset_class = registered_dataset_class('det', dataset)
     defaults = getattr(dataset_class, 'METAINFO', {}) if dataset_class else {}
     metainfo = dict(dataset.get('metainfo') or {})
     source = 'metainfo' if metainfo.get('classes') is not None else f"{dataset.get('type')}'s defaults"
