@@ -4,7 +4,6 @@ that inherits a shipped config and points it at its own data."""
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -12,10 +11,9 @@ import numpy as np
 import pytest
 
 from pvt_det.datasets.synthetic import make_ade20k_dataset
-from helpers import SEG_64PX_PIPELINES, SEG_64PX_PREPROCESSOR
+from helpers import SEG_64PX_PIPELINES, SEG_64PX_PREPROCESSOR, run_tool_in_process
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-TOOLS = REPO_ROOT / 'tools'
 ITERS = 4
 
 # Small fixed-size inputs: no random resize/crop, so every iteration sees the same two images
@@ -45,8 +43,7 @@ OWN_DATASET = (", type='BaseSegDataset', img_suffix='.jpg', seg_map_suffix='.png
 
 
 def _run(tool: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, str(TOOLS / tool), *args], cwd=cwd,
-                            capture_output=True, text=True, timeout=300)
+    result = run_tool_in_process(Path(tool).stem, *args, cwd=cwd)  # as `python tools/<tool> ARGS` in cwd
     assert result.returncode == 0, \
         f'{tool} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}'
     return result

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +99,7 @@ def majority_class_miou(annotations: Path) -> float:
 
 @pytest.mark.slow
 def test_segformer_mit_b0_trains_on_generated_ade20k_above_chance(tmp_path):
+    from helpers import run_tool_in_process
     from pvt_det.datasets.synthetic import make_ade20k_dataset
     data_root = tmp_path / 'ade'
     make_ade20k_dataset(data_root, num_train=8, num_val=4, image_size=(64, 64), classes=OWN_CLASSES, seed=3)
@@ -108,8 +107,7 @@ def test_segformer_mit_b0_trains_on_generated_ade20k_above_chance(tmp_path):
     config.write_text(TRAIN_CONFIG.format(base=str(REPO / 'configs' / 'segformer_mit_b0_ade20k.py'),
                                           data_root=str(data_root)))
     work_dir = tmp_path / 'work'
-    result = subprocess.run([sys.executable, str(REPO / 'tools' / 'train.py'), str(config), '--work-dir',
-                             str(work_dir)], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    result = run_tool_in_process('train', config, '--work-dir', work_dir, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     scalars = next(work_dir.glob('*/vis_data/scalars.json')).read_text().splitlines()
     losses = [json.loads(line)['loss'] for line in scalars if '"loss"' in line]

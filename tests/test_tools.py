@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pvt_det.datasets.synthetic import make_coco_dataset
-from helpers import load_tool
+from helpers import load_tool, run_tool_in_process
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -75,9 +74,10 @@ def write_user_config(path: Path, base: str, data_root: Path, iters: int = 4,
     return path
 
 
-def run_tool(*args: str, ok: bool = True, timeout: int = 300) -> subprocess.CompletedProcess:
-    proc = subprocess.run([PYTHON, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                          env=dict(os.environ, OMP_NUM_THREADS='2'))
+def run_tool(tool_path: str, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    """``python tools/<name>.py ARGS`` from the repository root, run in this process (see
+    helpers.run_tool_in_process); the launchers' own processes are tested below."""
+    proc = run_tool_in_process(Path(tool_path).stem, *args)
     if ok:
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return proc
@@ -271,28 +271,3 @@ def test_user_dataset_config_trains_and_tests(tmp_path):
     import torch
     meta = torch.load(work_dir / 'iter_4.pth', map_location='cpu')['meta']
     assert tuple(meta['dataset_meta']['classes']) == classes
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
-@pytest.mark.slow
-def test_torchrun_two_processes_train_and_test(tmp_path, coco):
-    config = write_user_config(tmp_path / 'cfg.py', 'retinanet_pvt_v2_b0_fpn.py', coco, iters=2)
-    work_dir = tmp_path / 'work'
-    env = dict(os.environ, PYTHON=PYTHON, OMP_NUM_THREADS='1')
-    train = subprocess.run(['bash', 'tools/dist_train.sh', str(config), '2', '--work-dir', str(work_dir)],
-                           cwd=REPO, env=dict(env, PORT=str(_free_port())), capture_output=True,
-                           text=True, timeout=300)
-    assert train.returncode == 0, train.stderr[-3000:]
-    assert (work_dir / 'iter_2.pth').is_file()
-    log = next(work_dir.glob('*/*.log')).read_text()  # rank 0's runtime environment
-    assert "'backend': 'gloo'" in log and 'Distributed training: True' in log and 'GPU number: 2' in log
-    test = subprocess.run(['bash', 'tools/dist_test.sh', str(config), str(work_dir / 'iter_2.pth'), '2',
-                           '--work-dir', str(work_dir)], cwd=REPO, env=dict(env, PORT=str(_free_port())),
-                          capture_output=True, text=True, timeout=300)
-    assert test.returncode == 0, test.stderr[-3000:]
-    assert 0.0 <= printed_metrics(test.stdout)['bbox_mAP'] <= 1.0
