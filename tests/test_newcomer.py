@@ -111,3 +111,29 @@ def test_own_dataset_section_trains_a_detector_that_learns(tmp_path):
     # The page shows the figure this run printed (deterministic on one machine; a few points across CPUs).
     shown = re.search(r'^bbox_mAP: ([\d.]+)$', section, re.M)
     assert shown and abs(float(shown[1]) - float(metrics['bbox_mAP'])) < 0.15, (shown, metrics)
+
+
+def test_small_example_learns_on_another_small_dataset(tmp_path):
+    """The report: on another generated 12-image set (seed 7) the small example's recipe spiked and learnt
+    little (bbox mAP 0.161 here with 6 warm-up iterations and AdamW's beta2 0.999). Copied and its data
+    line edited, as section 5 says, the shipped recipe (12 warm-up iterations, betas (0.9, 0.98), clipping
+    at norm 10) scored 0.239 on it; section 5 lists every run of the comparison."""
+    import torch
+    from pvt_det.datasets import make_coco_dataset
+    from helpers import run_tool_in_process
+    make_coco_dataset(tmp_path / 'data' / 'other', num_train=12, num_val=8, image_size=(128, 128), seed=7)
+    example = (EXAMPLES / 'retinanet_pvt_v2_b0_my_coco_small.py').read_text()
+    config = tmp_path / 'my_other.py'
+    config.write_text(example.replace("data_root = 'data/shapes/'", "data_root = 'data/other/'")
+                      .replace("_base_ = '../", f"_base_ = '{REPO / 'configs'}/"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the figure above, on any machine of this CPU type
+    try:
+        trained = run_tool_in_process('train', config, cwd=tmp_path)
+        assert trained.returncode == 0, trained.stderr[-3000:]
+        tested = run_tool_in_process('test', config, 'work_dirs/my_other/epoch_12.pth', cwd=tmp_path)
+    finally:
+        torch.set_num_threads(threads)
+    assert tested.returncode == 0, tested.stderr[-3000:]
+    metrics = dict(re.findall(r'^(bbox_mAP\w*): ([\d.]+)$', tested.stdout, re.M))
+    assert float(metrics['bbox_mAP']) > 0.2, tested.stdout[-2000:]

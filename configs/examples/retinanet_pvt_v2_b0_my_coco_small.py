@@ -12,13 +12,14 @@ val_ann_file, val_images = 'annotations/instances_val2017.json', 'val2017/'
 classes = ('square', 'circle', 'triangle')
 # The images' own size: the objects are 31-64 px.
 image_scale = (128, 128)
-# 12 images at batch 2 = 6 iterations an epoch: 12 epochs = 72 iterations, 6 of them warm-up.
+# 12 images at batch 2 = 6 iterations an epoch: 12 epochs = 72 iterations, 12 of them warm-up.
 max_epochs = 12
 batch_size = 2
-warmup_iters = 6
+warmup_iters = 12
 eval_every = 12
 # From scratch (no ImageNet weights offline), so a higher lr than the fine-tuning recipe's 1e-4.
 lr = 3e-4
+adam_betas = (0.9, 0.98)  # a run of 72 iterations
 pretrained = None
 # ---------------------------------------------------------------------------------------------------
 
@@ -66,7 +67,9 @@ param_scheduler = [
     dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, gamma=0.1,
          milestones=[max(round(max_epochs * 2 / 3), 1), max(round(max_epochs * 11 / 12), 1)])
 ]
-optim_wrapper = dict(optimizer=dict(lr=lr), clip_grad=dict(max_norm=10.0))
+# Clipping keeps one bad batch's gradient (norms of several hundred on small data trained from scratch)
+# out of AdamW's averages; without it such runs stalled (docs/get_started.md section 5).
+optim_wrapper = dict(optimizer=dict(lr=lr, betas=adam_betas), clip_grad=dict(max_norm=10.0))
 train_cfg = dict(max_epochs=max_epochs, val_interval=eval_every)
 default_hooks = dict(checkpoint=dict(interval=eval_every, max_keep_ckpts=3))
 randomness = dict(seed=0)  # the same run every time, on one machine
