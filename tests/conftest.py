@@ -3,6 +3,8 @@ import os
 import pytest
 import torch
 
+from helpers import mmengine_instances_kept
+
 # Two cores are shared by the whole suite; more threads only add contention. Under pytest-xdist (`make test`
 # runs `pytest -n 2`) the workers share the cores: each gets its part.
 WORKERS = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
@@ -18,15 +20,10 @@ def repo_root() -> str:
 
 @pytest.fixture(autouse=True)
 def _restore_mmengine_globals():
-    """mmengine keeps process-global "current" instances (the latest made): the registry scope, the logger,
-    the message hub. A runner built in one test (``default_scope='mmengine'``, a logger writing to that test's
-    captured stderr) would otherwise make the next test's ``mmdet.registry.MODELS.build`` look in mmengine's
-    root registry and its log lines go to a closed stream. Each test leaves them as it found them."""
-    from mmengine.logging import MessageHub, MMLogger
-    from mmengine.registry import DefaultScope
-    managers = (DefaultScope, MMLogger, MessageHub)
-    before = [dict(manager._instance_dict) for manager in managers]
-    yield
-    for manager, instances in zip(managers, before):
-        manager._instance_dict.clear()
-        manager._instance_dict.update(instances)
+    """A runner built in one test (``default_scope='mmengine'``, a logger writing to that test's captured
+    stderr, a visualizer saving to its folder) would otherwise make the next test's
+    ``mmdet.registry.MODELS.build`` look in mmengine's root registry, its log lines go to a closed stream and
+    its visualizer write to the earlier test's folder. Each test leaves mmengine's current instances as it
+    found them."""
+    with mmengine_instances_kept():
+        yield

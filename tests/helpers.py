@@ -1,4 +1,8 @@
-"""Config fragments shared by the test files that train on generated data."""
+"""Config fragments and tool runners shared by the test files that train on generated data."""
+import contextlib
+import io
+import os
+import subprocess
 
 # Fixed 64x64 inputs for Semantic FPN on generated ADE20K-layout data: no random resize/crop,
 # so a few iterations on the same images must lower the loss. A config training with them pads its
@@ -65,34 +69,41 @@ def _subclasses(cls: type) -> list[type]:
     return found
 
 
-def run_tool_in_process(tool: str, *args: str, cwd=None):
+@contextlib.contextmanager
+def mmengine_instances_kept(fresh: bool = False):
+    """mmengine keeps process-global "current" instances (the latest made) of every ``ManagerMixin`` class: the
+    registry scope, the logger, the message hub, the visualizer. Inside, they are as they were (or none, with
+    ``fresh``, as in a new interpreter); after it, what was made inside is gone and the earlier ones are back."""
+    from mmengine.utils import ManagerMixin
+    saved = {manager: dict(manager._instance_dict) for manager in _subclasses(ManagerMixin)}
+    if fresh:
+        for manager in saved:
+            manager._instance_dict.clear()
+    try:
+        yield
+    finally:
+        for manager in _subclasses(ManagerMixin):  # classes imported inside had no instances before
+            manager._instance_dict.clear()
+            manager._instance_dict.update(saved.get(manager, {}))
+
+
+def run_tool_in_process(tool: str, *args: str, cwd=None) -> subprocess.CompletedProcess:
     """``python tools/<tool>.py ARGS`` run in this process: the ``main`` the shim calls, with the exit status,
     stdout and stderr a ``subprocess.CompletedProcess`` would hold, and mmengine's per-process instances
-    (logger, visualizer, message hub, registry scope) fresh during the run, as in a new interpreter, and
-    restored after it. It saves the 6 s of imports each new interpreter pays; the tools' own processes (shim,
-    module, console script) are tested in test_newcomer_tools, test_cli and test_packaging."""
-    import contextlib
-    import io
-    import os
-    import subprocess
-    from mmengine.utils import ManagerMixin
-    managers = _subclasses(ManagerMixin)
-    saved = {manager: dict(manager._instance_dict) for manager in managers}
-    for manager in managers:
-        manager._instance_dict.clear()
+    fresh during the run, as in a new interpreter (:func:`mmengine_instances_kept`). It saves the 6 s of
+    imports each new interpreter pays; the tools' own processes (shim, module, console script) are tested in
+    test_newcomer_tools, test_cli and test_packaging."""
     stdout, stderr = io.StringIO(), io.StringIO()
     previous_dir = os.getcwd()
     try:
         os.chdir(cwd or os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        with mmengine_instances_kept(fresh=True), contextlib.redirect_stdout(stdout), \
+                contextlib.redirect_stderr(stderr):
             try:
                 status = load_tool(tool).main([str(arg) for arg in args])
             except SystemExit as exit_:  # argparse: usage errors and --help
                 status = exit_.code
     finally:
         os.chdir(previous_dir)
-        for manager in managers:
-            manager._instance_dict.clear()
-            manager._instance_dict.update(saved[manager])
     return subprocess.CompletedProcess([f'tools/{tool}.py', *args], status or 0, stdout.getvalue(),
                                        stderr.getvalue())
