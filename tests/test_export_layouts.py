@@ -112,3 +112,25 @@ def test_cvt_activation_option_is_never_silently_ignored(tmp_path, capsys):
         assert convert_main([str(tmp_path / 'b0.pth'), str(tmp_path / 'out'), *extra]) == 1
         assert message in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ['b0.pth']
+
+
+def test_converting_to_ours_names_the_layer_norm_eps_the_file_leaves_behind(tmp_path, capsys):
+    """mmdet's PVT computes with LayerNorm eps 1e-6 everywhere. Converted in the model (init_cfg, load_from) its
+    weights keep that eps; a file rewritten into pvt_det's layout does not record it, so the converter says so
+    and names the file that keeps it. A source with pvt_det's own eps (official layout) gets no note."""
+    from pvt_det.models.checkpoint import load_pretrained
+    classifier = randomised(build_classifier('pvt_v2_b0', num_classes=3))
+    convert(save_ours(classifier, tmp_path / 'ours.pth'), tmp_path / 'mmdet.pth', '--to', 'mmdet')
+    convert(save_ours(classifier, tmp_path / 'ours.pth'), tmp_path / 'official.pth', '--to', 'official')
+    capsys.readouterr()
+    convert(tmp_path / 'mmdet.pth', tmp_path / 'from_mmdet.pth', '--backbone-only')
+    note = capsys.readouterr().out.splitlines()[-1]
+    assert note.startswith('note: the mmdet code computed these weights with LayerNorm eps 1e-06 (blocks) and 1e-06')
+    assert f'load {tmp_path / "mmdet.pth"} itself' in note
+    convert(tmp_path / 'official.pth', tmp_path / 'from_official.pth', '--backbone-only')
+    assert 'note:' not in capsys.readouterr().out
+    # What the note says: the original file gives mmdet's eps, the rewritten one pvt_det's.
+    kept, rewritten = PVTv2('b0'), PVTv2('b0')
+    load_pretrained(kept, str(tmp_path / 'mmdet.pth'), 'pvt_v2')
+    load_pretrained(rewritten, str(tmp_path / 'from_mmdet.pth'), 'pvt_v2')
+    assert kept.norm_eps == (1e-6, 1e-6) and rewritten.norm_eps == (1e-6, 1e-5)

@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.to == 'ours':
         print(f'wrote {report.path}: {report.kind} checkpoint ({arch}), {len(report.keys)} tensors, backbone '
               f'converted from {args.src} ({report.layout} layout)')
+        note = _unrecorded_norm_eps(report.layout, report.path, args.src)
+        if note:
+            print(note)
         return 0
     print(f'wrote {report.path}: {report.written_as} ({report.kind} of {arch}), {len(report.keys)} tensors, from '
           f'{args.src} ({report.layout} layout); loaded back, its stage maps are within {report.max_rel_diff:.1e} '
@@ -66,6 +69,22 @@ def main(argv: list[str] | None = None) -> int:
     if report.left_out:
         print(f'left out (not part of the backbone): {_summary(report.left_out)}')
     return 0
+
+
+def _unrecorded_norm_eps(source_layout: str, dst: str, src: str) -> str | None:
+    """A note when the source's code computed with other LayerNorm eps than pvt_det's: a file in pvt_det's layout
+    does not record them, while loading ``src`` itself converts it in the model with its eps."""
+    from pvt_det.models.checkpoint import registered_layouts
+    from pvt_det.models.layers import BLOCK_NORM_EPS, EMBED_NORM_EPS
+    family, name = source_layout.split('/', 1)
+    layout = next((entry for entry in registered_layouts(family) if entry.name == name), None)
+    ours = (BLOCK_NORM_EPS, EMBED_NORM_EPS)
+    if layout is None or layout.norm_eps is None or tuple(layout.norm_eps) == ours:
+        return None
+    return (f'note: the {name} code computed these weights with LayerNorm eps {layout.norm_eps[0]:g} (blocks) and '
+            f'{layout.norm_eps[1]:g} (patch embedding, spatial reduction); {dst} does not record them, so a model '
+            f'loading it computes with {ours[0]:g} and {ours[1]:g}. To compute exactly what they computed, load '
+            f'{src} itself (init_cfg or load_from: converted in the model, with its eps)')
 
 
 def _summary(keys: list[str]) -> str:
