@@ -121,6 +121,7 @@ def test_small_example_learns_on_another_small_dataset(tmp_path):
     import torch
     from pvt_det.datasets import make_coco_dataset
     from helpers import run_tool_in_process
+    from test_tools import printed_metrics
     make_coco_dataset(tmp_path / 'data' / 'other', num_train=12, num_val=8, image_size=(128, 128), seed=7)
     example = (EXAMPLES / 'retinanet_pvt_v2_b0_my_coco_small.py').read_text()
     config = tmp_path / 'my_other.py'
@@ -135,5 +136,4 @@ def test_small_example_learns_on_another_small_dataset(tmp_path):
     finally:
         torch.set_num_threads(threads)
     assert tested.returncode == 0, tested.stderr[-3000:]
-    metrics = dict(re.findall(r'^(bbox_mAP\w*): ([\d.]+)$', tested.stdout, re.M))
-    assert float(metrics['bbox_mAP']) > 0.2, tested.stdout[-2000:]
+    assert printed_metrics(tested.stdout)['bbox_mAP'] > 0.2, tested.stdout[-2000:]
